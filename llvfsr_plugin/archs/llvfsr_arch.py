@@ -1,0 +1,376 @@
+"""LLV-FSR network (arXiv 2411.09293, Sec. 3, Eq. 1, Fig. 2-3), one readable file.
+
+    F_0 = conv(I_LR)
+    F_i = Block_i(LVPFB_i(F_{i-1}, E_C, E_D, F_S, F_D)),   i = 1..L      (Eq. 1, L = 7)
+    I_SR = reconstructor(F_L)
+
+Choices where the paper is silent (each an option, defaults chosen by measurement, see README/benchmarks):
+  * `upsample`: 'pixelshuffle' keeps features at LR size and ends with a PixelShuffle tail; 'pre' bicubic-
+    upsamples I_LR to HR size first (SFMNet / WFEN style) and the reconstructor is a single conv.
+    Both add the bicubic LR as a global residual (the network predicts the missing detail).
+  * the transformer block is Restormer's (MDTA transposed attention + gated-dconv FFN): its attention is
+    C x C per head, so cost is linear in pixels and affordable at 256 x 256.
+  * DesA read-out: the T description tokens first gather from the pixels (Q = text, K/V = pixels), then
+    every pixel reads back from those T gathered tokens (Q = pixels, K = text, V = gathered): an attention
+    whose result is a spatial map, linear in the number of pixels (T is ~77).
+Priors (`llvfsr_plugin.priors.record` defines their names and shapes):
+  caption_tokens / description_tokens [B, T, D_text] with *_token_mask [B, T] (True = real token);
+  mask: label map [B, 1, h, w] (int, `num_classes` labels); depth [B, 1, h, w].
+  Priors of any resolution are resized to the feature grid here, so prep stores them once for all scales.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from basicsr.utils.registry import ARCH_REGISTRY
+from llvfsr_plugin.priors.record import NUM_MASK_CLASSES, PRIOR_NAMES, TEXT_PRIORS
+
+
+# ------------------------------------------------------------------------------------------------ backbone
+class LayerNorm2d(nn.Module):
+    """Per-pixel LayerNorm over channels (Restormer's 'WithBias' LN)."""
+
+    def __init__(self, dim, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+        self.eps = eps
+
+    def forward(self, x):
+        mu = x.mean(1, keepdim=True)
+        var = (x - mu).pow(2).mean(1, keepdim=True)
+        x = (x - mu) / torch.sqrt(var + self.eps)
+        return x * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+class MDTA(nn.Module):
+    """Multi-Dconv-head Transposed Attention (Restormer, Zamir et al. 2022): attention across channels."""
+
+    def __init__(self, dim, num_heads):
+        super().__init__()
+        self.num_heads = num_heads
+        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
+        self.qkv = nn.Conv2d(dim, dim * 3, 1)
+        self.qkv_dw = nn.Conv2d(dim * 3, dim * 3, 3, padding=1, groups=dim * 3)
+        self.proj = nn.Conv2d(dim, dim, 1)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        q, k, v = self.qkv_dw(self.qkv(x)).chunk(3, dim=1)
+        q, k, v = (t.reshape(b, self.num_heads, c // self.num_heads, h * w) for t in (q, k, v))
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        attn = (q @ k.transpose(-2, -1) * self.temperature).softmax(dim=-1)
+        return self.proj((attn @ v).reshape(b, c, h, w))
+
+
+class GDFN(nn.Module):
+    """Gated-Dconv Feed-forward Network (Restormer)."""
+
+    def __init__(self, dim, expansion=2.66):
+        super().__init__()
+        hidden = int(dim * expansion)
+        self.proj_in = nn.Conv2d(dim, hidden * 2, 1)
+        self.dw = nn.Conv2d(hidden * 2, hidden * 2, 3, padding=1, groups=hidden * 2)
+        self.proj_out = nn.Conv2d(hidden, dim, 1)
+
+    def forward(self, x):
+        x1, x2 = self.dw(self.proj_in(x)).chunk(2, dim=1)
+        return self.proj_out(F.gelu(x1) * x2)
+
+
+class TransformerBlock(nn.Module):
+    """x + MDTA(LN(x)); x + GDFN(LN(x))."""
+
+    def __init__(self, dim, num_heads, ffn_expansion):
+        super().__init__()
+        self.norm1, self.attn = LayerNorm2d(dim), MDTA(dim, num_heads)
+        self.norm2, self.ffn = LayerNorm2d(dim), GDFN(dim, ffn_expansion)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.ffn(self.norm2(x))
+
+
+class BasicBlock(nn.Sequential):
+    """'Block_i' of Eq. 1: two cascaded transformer blocks (Sec. 3.2)."""
+
+    def __init__(self, dim, num_heads, ffn_expansion, depth=2):
+        super().__init__(*[TransformerBlock(dim, num_heads, ffn_expansion) for _ in range(depth)])
+
+
+# ---------------------------------------------------------------------------------------- prior encoders
+class ImageEncoder(nn.Module):
+    """The conv 'image encoder' that turns the mask (one-hot) or depth map into F_S / F_D (Sec. 3.3)."""
+
+    def __init__(self, in_ch, dim):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(in_ch, dim, 3, padding=1), nn.GELU(), nn.Conv2d(dim, dim, 3, padding=1))
+
+    def forward(self, x, size):
+        if x.shape[-2:] != size:
+            x = F.interpolate(x, size=size, mode='bilinear', align_corners=False, antialias=x.shape[-1] > size[-1])
+        return self.body(x)
+
+
+def masked_mean(tokens, mask):
+    """Mean over real (unpadded) tokens: [B, T, C], [B, T] -> [B, C]."""
+    m = mask.to(tokens.dtype).unsqueeze(-1)
+    return (tokens * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+# ------------------------------------------------------------------------------------ the four attentions
+class SpatialPriorAttention(nn.Module):
+    """SegA / DepA: facial-structure-aware spatial attention from the mask / depth feature through cascaded
+    convs, modulating the LR feature (Sec. 3.2, Fig. 3)."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(dim * 2, dim, 3, padding=1), nn.GELU(), nn.Conv2d(dim, dim, 3, padding=1), nn.Sigmoid())
+
+    def forward(self, feat, prior_feat):
+        return feat * self.body(torch.cat([feat, prior_feat], dim=1))
+
+
+class CapA(nn.Module):
+    """CapA: global pooling of the caption embedding, conv, sigmoid -> channel attention (Sec. 3.2)."""
+
+    def __init__(self, dim, reduction=4):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(dim, dim // reduction, 1), nn.GELU(), nn.Conv2d(dim // reduction, dim, 1), nn.Sigmoid())
+
+    def forward(self, feat, cap_tokens, cap_mask):
+        g = masked_mean(cap_tokens, cap_mask)[:, :, None, None]  # global average pooling over tokens
+        return feat * self.body(g)
+
+
+class DesA(nn.Module):
+    """DesA: cross-attention, queries from the description E_D, keys/values from the LR feature (Sec. 3.2).
+
+    Gather: Z = softmax(Q_text K_pix^T / sqrt(d)) V_pix   ([B, h, T, d]); read-out: each pixel attends over
+    the T gathered tokens, softmax(Q_pix K_text^T / sqrt(d)) Z, masking padded tokens. Cost O(N T d).
+    """
+
+    def __init__(self, dim, num_heads):
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.q_text = nn.Linear(dim, dim)
+        self.k_text = nn.Linear(dim, dim)
+        self.kv_pix = nn.Conv2d(dim, dim * 2, 1)
+        self.q_pix = nn.Conv2d(dim, dim, 1)
+        self.proj = nn.Conv2d(dim, dim, 1)
+
+    def _heads(self, t):  # [B, N, C] -> [B, h, N, d]
+        return t.reshape(t.shape[0], t.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, feat, des_tokens, des_mask):
+        b, c, hh, ww = feat.shape
+        k_pix, v_pix = self.kv_pix(feat).flatten(2).transpose(1, 2).chunk(2, dim=-1)  # [B, N, C] each
+        q_pix = self.q_pix(feat).flatten(2).transpose(1, 2)
+        q_t, k_t = self._heads(self.q_text(des_tokens)), self._heads(self.k_text(des_tokens))
+        k_pix, v_pix, q_pix = self._heads(k_pix), self._heads(v_pix), self._heads(q_pix)
+        gathered = F.scaled_dot_product_attention(q_t, k_pix, v_pix)  # [B, h, T, d]
+        keep = des_mask[:, None, None, :].bool()  # [B, 1, 1, T]: pixels never read padded tokens
+        out = F.scaled_dot_product_attention(q_pix, k_t, gathered, attn_mask=keep)  # [B, h, N, d]
+        out = out.transpose(1, 2).reshape(b, hh * ww, c).transpose(1, 2).reshape(b, c, hh, ww)
+        return self.proj(out)
+
+
+class LVPFB(nn.Module):
+    """Language-Vision Prior Fusion Block (Sec. 3.2, Fig. 3): SegA, DepA, CapA, DesA in parallel on the LR
+    feature, concatenated with it, fused by convs, plus a skip connection."""
+
+    def __init__(self, dim, priors, num_heads):
+        super().__init__()
+        self.priors = tuple(priors)
+        self.norm = LayerNorm2d(dim)
+        if 'mask' in self.priors:
+            self.sega = SpatialPriorAttention(dim)
+        if 'depth' in self.priors:
+            self.depa = SpatialPriorAttention(dim)
+        if 'caption' in self.priors:
+            self.capa = CapA(dim)
+        if 'description' in self.priors:
+            self.desa = DesA(dim, num_heads)
+        n = 1 + len(self.priors)
+        self.fuse = nn.Sequential(nn.Conv2d(dim * n, dim, 1), nn.GELU(), nn.Conv2d(dim, dim, 3, padding=1))
+
+    def forward(self, feat, p):
+        x = self.norm(feat)
+        outs = [x]
+        if 'mask' in self.priors:
+            outs.append(self.sega(x, p['F_S']))
+        if 'depth' in self.priors:
+            outs.append(self.depa(x, p['F_D']))
+        if 'caption' in self.priors:
+            outs.append(self.capa(x, p['E_C'], p['E_C_mask']))
+        if 'description' in self.priors:
+            outs.append(self.desa(x, p['E_D'], p['E_D_mask']))
+        return feat + self.fuse(torch.cat(outs, dim=1))
+
+
+class ConcatFusion(nn.Module):
+    """Table 2 'Model 2': the priors are concatenated with the LR feature and fused by plain convs."""
+
+    def __init__(self, dim, priors, num_heads=None):
+        super().__init__()
+        self.priors = tuple(priors)
+        n = 1 + len(self.priors)
+        self.fuse = nn.Sequential(nn.Conv2d(dim * n, dim, 1), nn.GELU(), nn.Conv2d(dim, dim, 3, padding=1))
+
+    def forward(self, feat, p):
+        size = feat.shape[-2:]
+        outs = [feat]
+        for name, key in (('mask', 'F_S'), ('depth', 'F_D')):
+            if name in self.priors:
+                outs.append(p[key])
+        for name, key in (('caption', 'E_C'), ('description', 'E_D')):
+            if name in self.priors:
+                g = masked_mean(p[key], p[key + '_mask'])[:, :, None, None]
+                outs.append(g.expand(-1, -1, *size))
+        return feat + self.fuse(torch.cat(outs, dim=1))
+
+
+# ------------------------------------------------------------------------------------------------ network
+@ARCH_REGISTRY.register()
+class LLVFSRArch(nn.Module):
+    """LLV-FSR (Eq. 1). `forward(lq, priors)`; `priors` maps names of `llvfsr_plugin.priors.record` to
+    tensors. `priors=[]` builds Table 2's Model 1 (same backbone, no fusion blocks); `fusion='concat'`
+    builds Model 2.
+
+    Args:
+        scale: 8 (32->256) or 16 (16->256); any power of two works.
+        num_feat: channels C.  num_blocks: L.  num_heads: heads of MDTA and DesA.
+        priors: subset of ('caption', 'description', 'mask', 'depth').
+        fusion: 'lvpfb' (the paper) or 'concat' (Model 2).
+        upsample: 'pixelshuffle' (features at LR size) or 'pre' (bicubic to HR size first).
+        text_dim: D_text of the stored text embeddings (512 CLIP B/32, 768 CLIP L/14, 384 MiniLM).
+        num_classes: labels of the mask prior.
+    """
+
+    def __init__(self,
+                 num_in_ch=3,
+                 num_out_ch=3,
+                 scale=8,
+                 num_feat=64,
+                 num_blocks=7,
+                 transformer_depth=2,
+                 num_heads=4,
+                 ffn_expansion=2.66,
+                 priors=PRIOR_NAMES,
+                 fusion='lvpfb',
+                 upsample='pixelshuffle',
+                 text_dim=384,
+                 num_classes=NUM_MASK_CLASSES):
+        super().__init__()
+        priors = tuple(priors or ())
+        unknown = [p for p in priors if p not in PRIOR_NAMES]
+        if unknown:
+            raise ValueError(f'LLVFSRArch: unknown prior(s) {unknown} in option `priors`; '
+                             f'choose a subset of {list(PRIOR_NAMES)}')
+        if fusion not in ('lvpfb', 'concat'):
+            raise ValueError(f"LLVFSRArch: option `fusion` must be 'lvpfb' or 'concat', got {fusion!r}")
+        if upsample not in ('pixelshuffle', 'pre'):
+            raise ValueError(f"LLVFSRArch: option `upsample` must be 'pixelshuffle' or 'pre', got {upsample!r}")
+        if scale < 1 or scale & (scale - 1):
+            raise ValueError(f'LLVFSRArch: option `scale` must be a power of two, got {scale}')
+        if num_feat % num_heads:
+            raise ValueError(f'LLVFSRArch: num_feat ({num_feat}) must be divisible by num_heads ({num_heads})')
+        # keep the canonical order so option files can list priors in any order
+        self.priors = tuple(p for p in PRIOR_NAMES if p in priors)
+        self.scale, self.upsample, self.fusion = scale, upsample, fusion
+        self.text_dim, self.num_classes = text_dim, num_classes
+
+        self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, padding=1)  # F_0
+        # prior encoders, shared by the L fusion blocks
+        if 'caption' in self.priors:
+            self.caption_proj = nn.Linear(text_dim, num_feat)
+        if 'description' in self.priors:
+            self.description_proj = nn.Linear(text_dim, num_feat)
+        if 'mask' in self.priors:
+            self.mask_encoder = ImageEncoder(num_classes, num_feat)
+        if 'depth' in self.priors:
+            self.depth_encoder = ImageEncoder(1, num_feat)
+        fusion_cls = LVPFB if fusion == 'lvpfb' else ConcatFusion
+        self.fusions = nn.ModuleList([fusion_cls(num_feat, self.priors, num_heads)
+                                      for _ in range(num_blocks)]) if self.priors else None
+        self.blocks = nn.ModuleList(
+            [BasicBlock(num_feat, num_heads, ffn_expansion, transformer_depth) for _ in range(num_blocks)])
+        self.conv_after_body = nn.Conv2d(num_feat, num_feat, 3, padding=1)
+        if upsample == 'pixelshuffle':
+            tail = []
+            for _ in range(int(math.log2(scale))):
+                tail += [nn.Conv2d(num_feat, num_feat * 4, 3, padding=1), nn.PixelShuffle(2), nn.LeakyReLU(0.2, True)]
+            self.upsampler = nn.Sequential(*tail)
+        self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, padding=1)  # the reconstructor
+
+    # --------------------------------------------------------------------------------------------------
+    def required_inputs(self):
+        """Tensor names `forward` needs in `priors` (see llvfsr_plugin.priors.record)."""
+        keys = []
+        for p in self.priors:
+            keys += [f'{p}_tokens', f'{p}_token_mask'] if p in TEXT_PRIORS else [p]
+        return keys
+
+    def _check(self, lq, priors):
+        if lq.dim() != 4:
+            raise ValueError(f'LLVFSRArch: lq must be [B, C, H, W], got shape {tuple(lq.shape)}')
+        b = lq.shape[0]
+        missing = [k for k in self.required_inputs() if k not in priors]
+        if missing:
+            raise KeyError(f'LLVFSRArch: prior input(s) {missing} missing; the network was built with '
+                           f'option `priors: {list(self.priors)}`. Provide them (dataset option `priors`) '
+                           f'or remove the prior from network_g.priors.')
+        for p in self.priors:
+            if p in TEXT_PRIORS:
+                t, m = priors[f'{p}_tokens'], priors[f'{p}_token_mask']
+                if t.dim() != 3 or t.shape[0] != b or t.shape[2] != self.text_dim:
+                    raise ValueError(f'LLVFSRArch: {p}_tokens must be [B={b}, T, D_text={self.text_dim}] '
+                                     f'(option network_g.text_dim), got {tuple(t.shape)}')
+                if tuple(m.shape) != tuple(t.shape[:2]):
+                    raise ValueError(f'LLVFSRArch: {p}_token_mask must be [B, T]={tuple(t.shape[:2])}, got {tuple(m.shape)}')
+            else:
+                x = priors[p]
+                if x.dim() == 3:
+                    x = x.unsqueeze(1)
+                if x.dim() != 4 or x.shape[0] != b or x.shape[1] != 1:
+                    raise ValueError(f'LLVFSRArch: prior {p!r} must be [B={b}, 1, h, w], got {tuple(priors[p].shape)}')
+
+    def encode_priors(self, priors, size, dtype):
+        """E_C, E_D (projected text tokens) and F_S, F_D (encoded maps at the feature grid `size`)."""
+        p = {}
+        for name, key in (('caption', 'E_C'), ('description', 'E_D')):
+            if name in self.priors:
+                proj = getattr(self, f'{name}_proj')
+                p[key] = proj(priors[f'{name}_tokens'].to(dtype))
+                p[key + '_mask'] = priors[f'{name}_token_mask'].bool()
+        if 'mask' in self.priors:
+            m = priors['mask']
+            m = (m if m.dim() == 4 else m.unsqueeze(1)).long().clamp_(0, self.num_classes - 1)
+            onehot = F.one_hot(m[:, 0], self.num_classes).permute(0, 3, 1, 2).to(dtype)
+            p['F_S'] = self.mask_encoder(onehot, size)
+        if 'depth' in self.priors:
+            d = priors['depth']
+            p['F_D'] = self.depth_encoder((d if d.dim() == 4 else d.unsqueeze(1)).to(dtype), size)
+        return p
+
+    def forward(self, lq, priors=None):
+        priors = priors or {}
+        self._check(lq, priors)
+        h, w = lq.shape[-2:]
+        base = F.interpolate(lq, size=(h * self.scale, w * self.scale), mode='bicubic', align_corners=False)
+        x = base if self.upsample == 'pre' else lq
+        feat0 = self.conv_first(x)
+        p = self.encode_priors(priors, feat0.shape[-2:], feat0.dtype) if self.priors else None
+        feat = feat0
+        for i, block in enumerate(self.blocks):
+            if self.fusions is not None:
+                feat = self.fusions[i](feat, p)
+            feat = block(feat)
+        feat = self.conv_after_body(feat) + feat0
+        if self.upsample == 'pixelshuffle':
+            feat = self.upsampler(feat)
+        return self.conv_last(feat) + base

@@ -1,0 +1,97 @@
+"""The `basicsr` command: BasicSR's own train/test pipelines with this plugin (and any other) registered.
+
+    basicsr train -opt options/train_x8.yml [--auto_resume] [--debug] [--force_yml k=v ...]
+    basicsr test  -opt options/test_x8.yml
+    torchrun --nproc_per_node=2 -m llvfsr_plugin train -opt ... --launcher pytorch
+"""
+import os
+import sys
+
+HELP = """usage: basicsr {train,test} -opt OPTION.yml [BasicSR options]
+
+Runs BasicSR's own train_pipeline / test_pipeline (basicsr==1.4.2) with llvfsr_plugin and every package
+that declares itself a BasicSR plugin (entry-point group `basicsr.plugins`) imported first, so their
+archs, datasets, models and metrics can be named in the YAML.
+
+subcommands:
+  train      basicsr.train.train_pipeline   -> ./experiments/<name>/, ./tb_logger/<name>/
+  test       basicsr.test.test_pipeline     -> ./results/<name>/
+
+BasicSR options (forwarded unchanged):
+  -opt PATH              option YAML (required)
+  --launcher {none,pytorch,slurm}
+                         `pytorch` under torchrun (CPU: gloo; CUDA: nccl, device = LOCAL_RANK)
+  --auto_resume          resume from the newest ./experiments/<name>/training_states/*.state
+  --debug                debug mode (name prefixed with debug_, frequent logging/checkpoints)
+  --force_yml K=V ...    override YAML values, e.g. train:total_iter=100 datasets:train:batch_size_per_gpu=4
+  --local_rank N         accepted for torch.distributed.launch (also as --local-rank)
+
+Outputs land under the current directory (the BasicSR "root path").
+
+distributed:
+  torchrun --nproc_per_node=N -m llvfsr_plugin train -opt X.yml --launcher pytorch
+  (multi-node: add --nnodes/--node_rank/--rdzv_endpoint as usual for torchrun)
+
+environment:
+  LLVFSR_DIST_TIMEOUT    seconds before a collective with a dead rank fails (default 1800)
+"""
+
+
+def load_plugins():
+    """Import llvfsr_plugin and every module registered under the `basicsr.plugins` entry-point group."""
+    import importlib
+    from importlib.metadata import entry_points
+
+    import llvfsr_plugin  # noqa: F401  (first: applies the compat patches before anything imports basicsr)
+    loaded = ['llvfsr_plugin']
+    for ep in entry_points(group='basicsr.plugins'):
+        if ep.value == 'llvfsr_plugin':
+            continue
+        try:
+            importlib.import_module(ep.value)
+            loaded.append(ep.value)
+        except Exception as e:  # a broken third-party plugin must not take the CLI down
+            print(f'[basicsr] warning: plugin {ep.name} ({ep.value}) failed to import: {e}', file=sys.stderr)
+    return loaded
+
+
+def _check_opt(argv):
+    if '-opt' not in argv:
+        sys.exit('basicsr: error: -opt OPTION.yml is required (see `basicsr --help`)')
+    i = argv.index('-opt')
+    if i + 1 >= len(argv):
+        sys.exit('basicsr: error: -opt needs a path')
+    path = argv[i + 1]
+    if not os.path.isfile(path):
+        sys.exit(f'basicsr: error: option file not found: {path} (cwd: {os.getcwd()})')
+
+
+def main(argv=None):
+    from llvfsr_plugin.compat import normalize_argv
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ('-h', '--help', 'help'):
+        print(HELP)
+        return 0
+    cmd, rest = argv[0], normalize_argv(argv[1:])
+    if cmd not in ('train', 'test'):
+        sys.exit(f'basicsr: error: unknown subcommand {cmd!r}; use `basicsr train` or `basicsr test`')
+    if any(a in ('-h', '--help') for a in rest):
+        print(HELP)
+        return 0
+    _check_opt(rest)
+    load_plugins()
+    from llvfsr_plugin.options import check_options
+    check_options(rest[rest.index('-opt') + 1])
+    sys.argv = [f'basicsr {cmd}'] + rest  # BasicSR's parse_options reads sys.argv
+    root = os.getcwd()
+    if cmd == 'train':
+        from basicsr.train import train_pipeline
+        train_pipeline(root)
+    else:
+        from basicsr.test import test_pipeline
+        test_pipeline(root)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

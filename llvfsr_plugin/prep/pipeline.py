@@ -1,0 +1,333 @@
+"""Prep stages behind the datasets_prep/ scripts: image LMDBs, prior stores, validation.
+
+Layout of a prepared dataset root:
+    <root>/splits.json                     {"train": [keys], "val": [keys]}
+    <root>/<split>/hr.lmdb                 BasicSR LMDB (PNG), HR faces
+    <root>/<split>/lr_x<s>.lmdb            BasicSR LMDB, MATLAB-bicubic LR
+    <root>/<split>/priors_x<s>/<prior>.lmdb   prior records (llvfsr_plugin.priors.record), from the x<s> LR
+    <root>/skipped.txt                     inputs refused with --on-error skip, one per line, with the reason
+"""
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from tqdm import tqdm
+
+from llvfsr_plugin.priors.base import Sample
+from llvfsr_plugin.priors.record import NUM_MASK_CLASSES, RecordError, check_arrays, decode_record
+from llvfsr_plugin.priors.store import PriorStore, PriorWriter, Store, Writer
+from .images import BadImage, ImageLMDBWriter, decode_png, degrade, read_rgb
+
+BATCH = 32  # records per LMDB transaction (a kill loses at most one uncommitted batch)
+
+
+def hr_path(root, split):
+    return os.path.join(root, split, 'hr.lmdb')
+
+
+def lr_path(root, split, scale):
+    return os.path.join(root, split, f'lr_x{scale}.lmdb')
+
+
+def prior_path(root, split, scale, prior):
+    return os.path.join(root, split, f'priors_x{scale}', f'{prior}.lmdb')
+
+
+def _batches(seq, n):
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def _report_skips(root, skips):
+    if not skips:
+        return
+    with open(os.path.join(root, 'skipped.txt'), 'a', encoding='utf-8') as f:
+        for line in skips:
+            f.write(line + '\n')
+
+
+# ============================================================================================ image LMDBs
+def make_image_lmdbs(files, root, scales, hr_size=256, on_error='fail', overwrite=False, workers=2):
+    """files: {split: [(key, hr_file)]}. Writes hr.lmdb and lr_x<s>.lmdb per split (resumable, atomic)."""
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, 'splits.json'), 'w') as f:
+        json.dump({s: [k for k, _ in v] for s, v in files.items()}, f, indent=0)
+    for split, items in files.items():
+        targets = {'hr': hr_path(root, split), **{f'x{s}': lr_path(root, split, s) for s in scales}}
+        todo_targets = {n: p for n, p in targets.items() if overwrite or not os.path.isdir(p)}
+        if not todo_targets:
+            print(f'[prep] {split}: image LMDBs exist, skipping ({", ".join(targets.values())})')
+            continue
+        writers = {}
+        for n, p in todo_targets.items():
+            meta = {'kind': 'image', 'what': n, 'split': split, 'hr_size': hr_size,
+                    'degradation': 'matlab-bicubic' if n != 'hr' else None, 'scale': int(n[1:]) if n != 'hr' else 1}
+            writers[n] = ImageLMDBWriter(p, meta, overwrite=overwrite)
+        todo = [(k, f) for k, f in items if not all(w.has(k) for w in writers.values())]
+        skips = []
+
+        def work(item):
+            key, path = item
+            try:
+                hr = read_rgb(path, allow_resize_to=hr_size, scales=scales)
+            except BadImage as e:
+                return key, None, e
+            return key, {'hr': hr, **{f'x{s}': degrade(hr, s) for s in scales}}, None
+
+        bad = set()
+        with ThreadPoolExecutor(max(1, workers)) as pool, \
+                tqdm(total=len(items), initial=len(items) - len(todo), desc=f'images {split}', unit='img',
+                     dynamic_ncols=True) as bar:
+            for chunk in _batches(todo, BATCH):
+                results = list(pool.map(work, chunk))
+                for key, imgs, err in results:
+                    if err is not None:
+                        if on_error == 'fail':
+                            raise SystemExit(f'[prep] {err}\n  (rerun with --on-error skip to leave it out; '
+                                             f'finished work is kept and resumed)')
+                        bad.add(key)
+                        skips.append(f'{err.path}\t{err.problem}')
+                for n, w in writers.items():
+                    w.put_images([(k, imgs[n]) for k, imgs, err in results if err is None])
+                bar.update(len(chunk))
+        # keys skipped in an earlier, interrupted run are found again: bad inputs stay bad
+        good = [k for k, _ in items if k not in bad and all(w.has(k) for w in writers.values())]
+        missing = [k for k, _ in items if k not in bad and k not in good]
+        if missing:
+            raise RecordError(f'{split}: {len(missing)} keys not written, e.g. {missing[:5]}')
+        for w in writers.values():
+            w.finalize(good)
+        _report_skips(root, skips)
+        if skips:
+            print(f'[prep] {split}: skipped {len(skips)} bad input(s); see {os.path.join(root, "skipped.txt")}')
+        _rewrite_split(root, split, good)
+
+
+def _rewrite_split(root, split, keys):
+    p = os.path.join(root, 'splits.json')
+    splits = json.load(open(p)) if os.path.isfile(p) else {}
+    splits[split] = list(keys)
+    with open(p + '.tmp', 'w') as f:
+        json.dump(splits, f, indent=0)
+    os.replace(p + '.tmp', p)
+
+
+# ============================================================================================ prior stores
+def _dist_info():
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _barrier():
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def extract_priors(root, splits, scales, extractors, text_dir=None, batch_size=16, on_error='fail',
+                   overwrite=False, fmt='lmdb'):
+    """Run `extractors` ({prior: PriorExtractor}) on every LR image of root/<split>/lr_x<s>.lmdb.
+
+    Under torchrun each rank takes every world_size-th pending key and writes its own shard; rank 0 merges
+    the shards into the store a single process would write (same keys, same record bytes), then finalizes.
+    """
+    rank, world = _dist_info()
+    stats = {}
+    for split in splits:
+        for scale in scales:
+            lr_store = Store(lr_path(root, split, scale))
+            keys = sorted(lr_store.keys())
+            jobs = {}
+            for prior, ex in extractors.items():
+                out = prior_path(root, split, scale, prior)
+                if os.path.isdir(out) and not overwrite:
+                    if rank == 0:
+                        print(f'[priors] {out} exists, skipping')
+                    continue
+                meta = dict(ex.meta(), scale=scale, split=split, lr_size=None)
+                jobs[prior] = (out, meta)
+            if not jobs:
+                continue
+            first = decode_png(lr_store.get_bytes(keys[0]))
+            for prior, (out, meta) in jobs.items():
+                meta['lr_size'] = int(first.shape[0])
+            # rank 0 owns the main writers; under torchrun every rank also writes a shard of its own
+            mains = {}
+            if rank == 0:
+                os.makedirs(os.path.dirname(jobs[next(iter(jobs))][0]), exist_ok=True)
+                mains = {p: PriorWriter(o, m, fmt=fmt, overwrite=overwrite) for p, (o, m) in jobs.items()}
+            _barrier()
+            done = {p: (mains[p].done if rank == 0 else set(Store.partial_keys(o + '.partial'))) for p, (o, _) in jobs.items()}
+            pending = [k for k in keys if any(k not in d for d in done.values())]
+            if world > 1:
+                shard_keys = pending[rank::world]
+                writers = {p: PriorWriter(f'{o}.shard{rank}', m, fmt='lmdb') for p, (o, m) in jobs.items()}
+                for p, w in writers.items():  # a shard never redoes what the main store already has
+                    w.done |= done[p]
+            else:
+                shard_keys, writers = pending, mains
+            fallbacks = {p: 0 for p in jobs}
+            skips = []
+            t0 = time.time()
+            bar = tqdm(total=len(shard_keys), desc=f'priors {split} x{scale}' + (f' rank{rank}' if world > 1 else ''),
+                       unit='face', dynamic_ncols=True, disable=None)
+            for chunk in _batches(shard_keys, batch_size):
+                samples = [Sample(k, decode_png(lr_store.get_bytes(k)),
+                                  os.path.join(text_dir, k + '.txt') if text_dir else None) for k in chunk]
+                for prior, w in writers.items():
+                    todo = [s for s in samples if not w.has(s.key)]
+                    if not todo:
+                        continue
+                    try:
+                        recs = extractors[prior].extract(todo)
+                    except ValueError:  # bad text file etc.: retry one by one to name the culprit
+                        recs = []
+                        for s in todo:
+                            try:
+                                recs += extractors[prior].extract([s])
+                            except ValueError as e1:
+                                if on_error == 'fail':
+                                    raise SystemExit(f'[priors] {prior} for key {s.key!r}: {e1}\n  (rerun with '
+                                                     f'--on-error skip to leave it out)') from None
+                                skips.append(f'{split}/x{scale}/{prior}/{s.key}\t{e1}')
+                                recs.append(None)
+                    ok = [(s.key, a, m) for s, r in zip(todo, recs) if r is not None for a, m in [r]]
+                    fallbacks[prior] += sum(bool(m.get('fallback')) for _, _, m in ok)
+                    w.put_records(ok)
+                bar.update(len(chunk))
+            bar.close()
+            dt = time.time() - t0
+            if world > 1:
+                for w in writers.values():
+                    w.kv.close()
+                _barrier()
+                if rank == 0:
+                    for prior, (out, _) in jobs.items():
+                        _merge_shards(mains[prior], [f'{out}.shard{r}.partial' for r in range(world)])
+            if rank == 0:
+                written = {}
+                for prior, w in mains.items():
+                    present = [k for k in keys if w.has(k)]
+                    w.finalize(present)
+                    written[prior] = len(present)
+                _report_skips(root, skips)
+                stats[(split, scale)] = {'faces': len(keys), 'seconds': dt, 'fallback': fallbacks,
+                                         'written': written, 'skipped': len(skips)}
+                fb = ', '.join(f'{p} {n}/{len(shard_keys)}' for p, n in fallbacks.items()
+                               if p in ('mask', 'depth'))
+                print(f'[priors] {split} x{scale}: {len(shard_keys)} faces in {dt:.1f}s '
+                      f'({len(shard_keys) / max(dt, 1e-9):.1f} faces/s)' + (f'; fell back to the mean prior: {fb}'
+                                                                             if fb else ''))
+            _barrier()
+    return stats
+
+
+def _merge_shards(main, shard_dirs):
+    """Copy every shard's records into the main writer (LMDB keeps keys sorted: the result is the store a
+    single process writes), then delete the shards."""
+    import shutil
+    for d in shard_dirs:
+        main.put_many(Store.partial_items(d))
+        shutil.rmtree(d)
+
+
+# ============================================================================================== validation
+def validate(root, splits=None, scales=None, priors=None, verbose=True):
+    """Check every key exists in every LMDB of the dataset, decodes, and has consistent shapes and meta.
+    Returns a list of problems (empty = valid)."""
+    problems = []
+    splits_json = json.load(open(os.path.join(root, 'splits.json')))
+    for split in splits or list(splits_json):
+        try:
+            hr = Store(hr_path(root, split))
+        except FileNotFoundError as e:
+            problems.append(str(e))
+            continue
+        keys = sorted(hr.keys())
+        found_scales = scales or sorted(int(d[4:-5]) for d in os.listdir(os.path.join(root, split))
+                                        if d.startswith('lr_x') and d.endswith('.lmdb'))
+        hr_shape = None
+        for k in tqdm(keys, desc=f'validate {split} hr', unit='img', disable=not verbose):
+            try:
+                img = decode_png(hr.get_bytes(k))
+            except (KeyError, ValueError) as e:
+                problems.append(f'{hr.path}[{k}]: {e}')
+                continue
+            hr_shape = hr_shape or img.shape
+            if img.shape != hr_shape:
+                problems.append(f'{hr.path}[{k}]: shape {img.shape} != {hr_shape}')
+        for scale in found_scales:
+            try:
+                lr = Store(lr_path(root, split, scale))
+            except FileNotFoundError as e:
+                problems.append(str(e))
+                continue
+            if sorted(lr.keys()) != keys:
+                diff = sorted(set(keys) ^ set(lr.keys()))
+                problems.append(f'{lr.path}: keys differ from hr.lmdb ({len(diff)}, e.g. {diff[:5]})')
+            for k in keys:
+                try:
+                    img = decode_png(lr.get_bytes(k))
+                except (KeyError, ValueError) as e:
+                    problems.append(f'{lr.path}[{k}]: {e}')
+                    continue
+                if hr_shape and img.shape[0] * scale != hr_shape[0]:
+                    problems.append(f'{lr.path}[{k}]: LR {img.shape} is not HR {hr_shape} / {scale}')
+            pdir = os.path.join(root, split, f'priors_x{scale}')
+            if not os.path.isdir(pdir):
+                continue
+            for name in sorted(os.listdir(pdir)):
+                if name.endswith('.partial') or '.shard' in name:
+                    problems.append(f'{os.path.join(pdir, name)}: unfinished prep output (rerun the extraction)')
+                    continue
+                prior = name.rsplit('.', 1)[0]
+                if priors and prior not in priors:
+                    continue
+                problems += _validate_prior(PriorStore(os.path.join(pdir, name)), prior, keys, scale, verbose)
+    if verbose:
+        print('[validate] OK' if not problems else f'[validate] {len(problems)} problem(s):\n  ' + '\n  '.join(problems[:50]))
+    return problems
+
+
+def _validate_prior(store, prior, keys, scale, verbose):
+    problems = []
+    try:
+        meta = store.meta
+    except RecordError as e:
+        return [str(e)]
+    if meta.get('prior') != prior:
+        problems.append(f'{store.path}: meta prior {meta.get("prior")!r} != file name {prior!r}')
+    if meta.get('scale') != scale:
+        problems.append(f'{store.path}: meta scale {meta.get("scale")} != x{scale} of its folder')
+    present = set(store.keys())
+    missing = [k for k in keys if k not in present]
+    if missing:
+        problems.append(f'{store.path}: {len(missing)} key(s) missing, e.g. {missing[:5]}')
+    ref = None
+    for k in tqdm([k for k in keys if k in present], desc=f'validate {prior} x{scale}', unit='rec',
+                  disable=not verbose):
+        where = f'{store.path}[{k}]'
+        try:
+            arrays, _ = decode_record(store.get_bytes(k), where)
+            check_arrays(prior, arrays, where)
+        except (RecordError, KeyError) as e:
+            problems.append(str(e))
+            continue
+        if prior in ('caption', 'description'):
+            if arrays['tokens'].shape[1] != meta.get('text_dim'):
+                problems.append(f'{where}: token dim {arrays["tokens"].shape[1]} != meta text_dim {meta.get("text_dim")}')
+        else:
+            a = arrays['labels' if prior == 'mask' else 'depth']
+            ref = ref or a.shape
+            if a.shape != ref or (meta.get('prior_size') and a.shape[0] != meta['prior_size']):
+                problems.append(f'{where}: map shape {a.shape} inconsistent (first {ref}, meta prior_size '
+                                f'{meta.get("prior_size")})')
+            if prior == 'mask' and int(a.max()) >= meta.get('num_classes', NUM_MASK_CLASSES):
+                problems.append(f'{where}: label {int(a.max())} >= num_classes {meta.get("num_classes")}')
+            if prior == 'depth' and (np.nanmin(a) < 0 or np.nanmax(a) > 1):
+                problems.append(f'{where}: depth outside [0, 1]')
+    return problems

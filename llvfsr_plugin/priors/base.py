@@ -1,0 +1,99 @@
+"""The one small interface every prior extractor shares, and the registry that picks them by name.
+
+    ex = build_extractor('mask', 'facemesh', prior_size=64)
+    ex.meta()                         -> dict written into the prior store's `__meta__`
+    ex.extract([Sample, ...])         -> [(arrays, record_meta), ...]  arrays as in `record.ARRAY_SPECS`
+
+Extractors see only the LR image (Sample.lr), upsampling it as their model needs; text read from dataset
+files (Sample.text_file) is *oracle* side information and extractors that use it say so in meta.
+"""
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+EXTRACTORS = {}  # (prior, name) -> class
+
+
+@dataclass
+class Sample:
+    key: str
+    lr: np.ndarray  # uint8 RGB [h, w, 3], the LR face
+    text_file: Optional[str] = None  # dataset annotation (oracle), for file-based text priors
+
+
+class PriorModelUnavailable(RuntimeError):
+    """A pretrained model's weights are not available offline; the message says where we looked."""
+
+
+class PriorExtractor:
+    prior = None  # 'caption' | 'description' | 'mask' | 'depth'
+    name = None
+    oracle = False
+
+    def meta(self):
+        return {'prior': self.prior, 'extractor': self.name, 'oracle': self.oracle}
+
+    def extract(self, samples):
+        raise NotImplementedError
+
+    def close(self):
+        pass
+
+
+def register(prior, name):
+    def deco(cls):
+        cls.prior, cls.name = prior, name
+        EXTRACTORS[(prior, name)] = cls
+        return cls
+    return deco
+
+
+def build_extractor(prior, name, **opts):
+    from . import maps, text  # noqa: F401  (fill the registry)
+    if (prior, name) not in EXTRACTORS:
+        known = sorted(n for p, n in EXTRACTORS if p == prior)
+        raise KeyError(f'no {prior!r} extractor named {name!r}; known: {known}')
+    return EXTRACTORS[(prior, name)](**opts)
+
+
+def file_sha256(path, limit=None):
+    """Checkpoint hash for meta (first `limit` bytes for huge files; 'sha256:' or 'sha256-head:')."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        h.update(f.read(limit) if limit else f.read())
+    return ('sha256-head:' if limit and os.path.getsize(path) > limit else 'sha256:') + h.hexdigest()[:16]
+
+
+def auto_device(device=None):
+    import torch
+    if device in (None, 'auto'):
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    return device
+
+
+def hf_load(loader, model_id, what, **kw):
+    """`loader.from_pretrained(model_id)` offline-first, turning 'not found' into one clear message."""
+    local = os.path.isdir(model_id)
+    offline = not local and os.environ.get('LLVFSR_ALLOW_DOWNLOAD', '0') != '1'
+    try:
+        return loader.from_pretrained(model_id, local_files_only=offline or local, **kw)
+    except (OSError, ValueError) as e:
+        cache = os.environ.get('HF_HUB_CACHE') or os.path.join(
+            os.environ.get('HF_HOME', os.path.expanduser('~/.cache/huggingface')), 'hub')
+        raise PriorModelUnavailable(
+            f'{what}: weights for {model_id!r} not found '
+            f'{"in that folder" if local else f"in the Hugging Face cache ({cache})"}.\n'
+            f'  Provide them: on a machine with internet run `huggingface-cli download {model_id}` and copy '
+            f'the cache here, or pass a local folder path; set LLVFSR_ALLOW_DOWNLOAD=1 to let this run '
+            f'download.\n  ({type(e).__name__}: {str(e).splitlines()[0][:200]})') from None
+
+
+def upsample_rgb(lr, size):
+    """Bicubic upsampling of the LR face to a model's input size (priors come from the LR image)."""
+    import cv2
+    if lr.shape[0] == size and lr.shape[1] == size:
+        return lr
+    return cv2.resize(lr, (size, size), interpolation=cv2.INTER_CUBIC)

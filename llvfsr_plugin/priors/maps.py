@@ -1,0 +1,246 @@
+"""Map priors (Sec. 3.3): a facial semantic mask (SAM) and a depth map (Depth Anything), from the LR face.
+Offline defaults: MediaPipe FaceMesh (0.10.21 bundles its model) regions as a label map, and dense
+relative depth interpolated from the mesh's z coordinates.
+
+All maps are stored at `prior_size` x `prior_size` (default 64); the network resizes them to its grid.
+Faces FaceMesh does not find get the *mean prior* of aligned faces (assets/facemesh_mean_64.npz, made by
+datasets_prep/make_mean_prior.py from 1,000 CelebA-HQ train faces at 256 px) and `fallback: true` in meta.
+"""
+import os
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from .base import PriorExtractor, auto_device, file_sha256, hf_load, register, upsample_rgb
+from .record import MASK_LABELS, NUM_MASK_CLASSES
+
+ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'assets')
+MEAN_PRIOR = os.path.join(ASSETS, 'facemesh_mean_64.npz')
+# inner-lip ring (mouth opening) of the 468-point mesh
+MOUTH_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191)
+
+
+# ================================================================================================= FaceMesh
+class FaceMeshRunner:
+    """MediaPipe FaceMesh (refined, 478 landmarks) on the bicubic-upsampled LR face. One per process; the
+    last results are cached by key so the mask and depth extractors run the mesh once per face."""
+
+    _instance = None
+
+    def __init__(self, upsample_to=256, min_confidence=0.3):
+        try:
+            import mediapipe as mp
+        except ImportError:
+            raise ImportError('FaceMesh priors need mediapipe==0.10.21 (pip install "llvfsr_plugin[offline]"); '
+                              'later releases ship no bundled FaceMesh model') from None
+        self.mp = mp
+        self.mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
+                                                    refine_landmarks=True, min_detection_confidence=min_confidence)
+        self.upsample_to = upsample_to
+        self._cache = {}
+
+    @classmethod
+    def get(cls, **kw):
+        if cls._instance is None:
+            cls._instance = cls(**kw)
+        return cls._instance
+
+    def landmarks(self, key, lr):
+        """-> [478, 3] float (x, y in [0, 1] of the image; z relative, smaller = nearer) or None."""
+        ck = (key, lr.shape, hash(lr.tobytes()))
+        if ck not in self._cache:
+            if len(self._cache) > 512:
+                self._cache.clear()
+            res = self.mesh.process(np.ascontiguousarray(upsample_rgb(lr, self.upsample_to)))
+            lm = None
+            if res.multi_face_landmarks:
+                lm = np.array([(p.x, p.y, p.z) for p in res.multi_face_landmarks[0].landmark], np.float64)
+            self._cache[ck] = lm
+        return self._cache[ck]
+
+    def meta(self):
+        return {'model': f'mediapipe-{self.mp.__version__}-facemesh-refined', 'upsample_to': self.upsample_to}
+
+
+@lru_cache(maxsize=1)
+def _region_indices():
+    import mediapipe as mp
+    fm = mp.solutions.face_mesh
+
+    def idx(conn):
+        return sorted({i for e in conn for i in e})
+
+    lips = idx(fm.FACEMESH_LIPS)
+    return [  # painted in this order: later regions overwrite earlier ones
+        ('face', idx(fm.FACEMESH_FACE_OVAL)),
+        ('left_brow', idx(fm.FACEMESH_LEFT_EYEBROW)),
+        ('right_brow', idx(fm.FACEMESH_RIGHT_EYEBROW)),
+        ('nose', idx(fm.FACEMESH_NOSE)),
+        ('left_eye', idx(fm.FACEMESH_LEFT_EYE)),
+        ('right_eye', idx(fm.FACEMESH_RIGHT_EYE)),
+        ('iris', idx(fm.FACEMESH_LEFT_IRIS)),
+        ('iris', idx(fm.FACEMESH_RIGHT_IRIS)),
+        ('lips', lips),
+        ('mouth', list(MOUTH_INNER)),
+    ]
+
+
+def rasterize_regions(lm, size):
+    """Landmarks -> uint8 label map [size, size] with MASK_LABELS (convex hull of each region)."""
+    labels = np.zeros((size, size), np.uint8)
+    # sub-pixel precision: cv2.fillPoly with 4 fractional bits
+    pts_all = np.round(lm[:, :2] * size * 16 - 8).astype(np.int32)
+    for name, ids in _region_indices():
+        hull = cv2.convexHull(pts_all[ids])
+        cv2.fillPoly(labels, [hull], MASK_LABELS.index(name), lineType=cv2.LINE_8, shift=4)
+    return labels
+
+
+def interpolate_depth(lm, size):
+    """Landmark z -> dense relative depth [size, size] in [0, 1], 1 = nearest, 0 = background/farthest."""
+    from scipy.interpolate import griddata
+    xy = lm[:, :2] * size - 0.5
+    z = lm[:, 2]
+    near = (z.max() - z) / max(z.max() - z.min(), 1e-6)  # 1 at the nose tip
+    gy, gx = np.mgrid[0:size, 0:size]
+    d = griddata(xy, near, (gx, gy), method='linear')
+    return np.nan_to_num(d, nan=0.0).clip(0, 1).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def mean_prior():
+    if not os.path.isfile(MEAN_PRIOR):
+        raise FileNotFoundError(f'{MEAN_PRIOR} missing; rebuild it with datasets_prep/make_mean_prior.py')
+    z = np.load(MEAN_PRIOR)
+    return z['labels'], z['depth']
+
+
+def _resize_map(a, size, nearest):
+    if a.shape[0] == size:
+        return a
+    return cv2.resize(a, (size, size), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+
+
+class _FaceMeshPrior(PriorExtractor):
+
+    def __init__(self, prior_size=64, upsample_to=256, min_confidence=0.3):
+        self.prior_size = prior_size
+        self.runner = FaceMeshRunner.get(upsample_to=upsample_to, min_confidence=min_confidence)
+
+    def meta(self):
+        return dict(super().meta(), **self.runner.meta(), prior_size=self.prior_size,
+                    fallback_prior=file_sha256(MEAN_PRIOR))
+
+    def extract(self, samples):
+        out = []
+        for s in samples:
+            lm = self.runner.landmarks(s.key, s.lr)
+            arrays = self.from_mesh(lm) if lm is not None else self.fallback()
+            out.append((arrays, {'source': s.key, 'fallback': lm is None}))
+        return out
+
+
+@register('mask', 'facemesh')
+class FaceMeshMask(_FaceMeshPrior):
+    """FaceMesh regions as a label map (labels: record.MASK_LABELS)."""
+
+    def meta(self):
+        return dict(super().meta(), num_classes=NUM_MASK_CLASSES, labels=list(MASK_LABELS))
+
+    def from_mesh(self, lm):
+        return {'labels': rasterize_regions(lm, self.prior_size)}
+
+    def fallback(self):
+        return {'labels': _resize_map(mean_prior()[0], self.prior_size, True)}
+
+
+@register('depth', 'facemesh')
+class FaceMeshDepth(_FaceMeshPrior):
+    """Dense relative depth linearly interpolated from the mesh's z (1 = nearest)."""
+
+    def from_mesh(self, lm):
+        return {'depth': interpolate_depth(lm, self.prior_size).astype(np.float16)}
+
+    def fallback(self):
+        return {'depth': _resize_map(mean_prior()[1].astype(np.float32), self.prior_size, False).astype(np.float16)}
+
+
+# ====================================================================================================== SAM
+@register('mask', 'sam')
+class SAMMask(PriorExtractor):
+    """Segment Anything automatic masks -> label map. SAM's masks are not semantic, so labels are made
+    comparable across images by ordering: segments sorted by area (largest first) get labels 1, 2, ...
+    (capped at num_classes-1), painted largest first so smaller parts (eyes, mouth) stay on top; 0 = none.
+    Options: checkpoint (path), model_type (vit_b | vit_l | vit_h), points_per_side, upsample_to."""
+
+    def __init__(self, checkpoint=None, model_type='vit_b', prior_size=64, num_classes=NUM_MASK_CLASSES,
+                 points_per_side=16, upsample_to=256, device=None, model_obj=None):
+        from segment_anything import SamAutomaticMaskGenerator, sam_model_registry
+        if model_obj is None:
+            if not checkpoint or not os.path.isfile(checkpoint):
+                from .base import PriorModelUnavailable
+                raise PriorModelUnavailable(
+                    f'SAM: checkpoint {checkpoint!r} not found. Download sam_{model_type}_*.pth from the '
+                    f'segment-anything release page on a machine with internet and pass its path as '
+                    f'--mask-opt checkpoint=PATH')
+            model_obj = sam_model_registry[model_type](checkpoint=checkpoint)
+        self.model = model_obj.to(auto_device(device)).eval()
+        self.gen = SamAutomaticMaskGenerator(self.model, points_per_side=points_per_side)
+        self.prior_size, self.num_classes, self.upsample_to = prior_size, num_classes, upsample_to
+        self.ckpt = file_sha256(checkpoint, limit=1 << 24) if checkpoint else None
+        self.model_type, self.points_per_side = model_type, points_per_side
+
+    def meta(self):
+        return dict(super().meta(), model=f'sam-{self.model_type}', checkpoint=self.ckpt,
+                    num_classes=self.num_classes, prior_size=self.prior_size, points_per_side=self.points_per_side,
+                    labels='area-rank')
+
+    def extract(self, samples):
+        out = []
+        for s in samples:
+            masks = self.gen.generate(upsample_rgb(s.lr, self.upsample_to))
+            masks = sorted(masks, key=lambda m: -m['area'])
+            labels = np.zeros((self.prior_size, self.prior_size), np.uint8)
+            for rank, m in enumerate(masks):
+                seg = cv2.resize(m['segmentation'].astype(np.uint8), (self.prior_size,) * 2,
+                                 interpolation=cv2.INTER_NEAREST).astype(bool)
+                labels[seg] = min(rank + 1, self.num_classes - 1)
+            out.append(({'labels': labels}, {'source': s.key, 'fallback': not masks, 'segments': len(masks)}))
+        return out
+
+
+# =========================================================================================== Depth Anything
+@register('depth', 'depth-anything')
+class DepthAnythingDepth(PriorExtractor):
+    """Depth Anything (`DepthAnythingForDepthEstimation`, hub id or local path). Its output is relative
+    inverse depth; we min-max normalise each face to [0, 1] so 1 = nearest, as the FaceMesh prior."""
+
+    def __init__(self, model='LiheYoung/depth-anything-small-hf', prior_size=64, upsample_to=None, device=None,
+                 model_obj=None, processor=None):
+        import torch
+        from transformers import AutoImageProcessor, DepthAnythingForDepthEstimation
+        self.torch, self.device = torch, auto_device(device)
+        if model_obj is None:
+            model_obj = hf_load(DepthAnythingForDepthEstimation, model, 'Depth Anything')
+            processor = hf_load(AutoImageProcessor, model, 'Depth Anything processor')
+        self.model, self.processor = model_obj.to(self.device).eval(), processor
+        self.model_id, self.prior_size, self.upsample_to = model, prior_size, upsample_to
+
+    def meta(self):
+        return dict(super().meta(), model=self.model_id, prior_size=self.prior_size)
+
+    def extract(self, samples):
+        torch = self.torch
+        imgs = [upsample_rgb(s.lr, self.upsample_to) if self.upsample_to else s.lr for s in samples]
+        inputs = self.processor(images=imgs, return_tensors='pt').to(self.device)
+        with torch.no_grad():
+            pred = self.model(**inputs).predicted_depth  # [B, h, w]
+        pred = torch.nn.functional.interpolate(pred[:, None].float(), size=(self.prior_size,) * 2, mode='bilinear',
+                                               align_corners=False)[:, 0].cpu().numpy()
+        out = []
+        for s, d in zip(samples, pred):
+            rng = float(d.max() - d.min())
+            d = (d - d.min()) / rng if rng > 1e-12 else np.zeros_like(d)
+            out.append(({'depth': d.astype(np.float16)}, {'source': s.key, 'fallback': rng <= 1e-12}))
+        return out
