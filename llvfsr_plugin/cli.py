@@ -80,17 +80,32 @@ def main(argv=None):
         return 0
     _check_opt(rest)
     load_plugins()
-    from llvfsr_plugin.options import check_options
-    check_options(rest[rest.index('-opt') + 1])
-    sys.argv = [f'basicsr {cmd}'] + rest  # BasicSR's parse_options reads sys.argv
-    root = os.getcwd()
-    if cmd == 'train':
-        from basicsr.train import train_pipeline
-        train_pipeline(root)
-    else:
-        from basicsr.test import test_pipeline
-        test_pipeline(root)
+    try:
+        from llvfsr_plugin.options import check_options
+        check_options(rest[rest.index('-opt') + 1])
+        sys.argv = [f'basicsr {cmd}'] + rest  # BasicSR's parse_options reads sys.argv
+        root = os.getcwd()
+        if cmd == 'train':
+            from basicsr.train import train_pipeline
+            train_pipeline(root)
+        else:
+            from basicsr.test import test_pipeline
+            test_pipeline(root)
+    except user_errors() as e:
+        if os.environ.get('LLVFSR_TRACEBACK') == '1':
+            raise
+        sys.exit(f'basicsr: error: {e}\n(set LLVFSR_TRACEBACK=1 for the full traceback)')
     return 0
+
+
+def user_errors():
+    """Errors that are about the user's options or data: one message, no traceback wall."""
+    from llvfsr_plugin.data.prior_paired_dataset import DatasetOptionError
+    from llvfsr_plugin.models.llvfsr_model import PriorOptionError
+    from llvfsr_plugin.options import OptionFileError
+    from llvfsr_plugin.priors.base import PriorModelUnavailable
+    from llvfsr_plugin.priors.record import RecordError
+    return (OptionFileError, DatasetOptionError, PriorOptionError, RecordError, PriorModelUnavailable)
 
 
 if __name__ == '__main__':

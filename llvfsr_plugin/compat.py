@@ -150,10 +150,40 @@ def normalize_argv(argv):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# 5. `build_dataloader` has no way to pass a `collate_fn` (no upstream issue; BasicSR's own datasets never
-#    need one). A dataset that defines `collate_fn` (PriorPairedDataset pads text tokens to the batch) gets
-#    it; every other dataset is untouched.
+# 5. `build_dataloader` (a) has no way to pass a `collate_fn` (no upstream issue; BasicSR's own datasets
+#    never need one): a dataset that defines `collate_fn` (PriorPairedDataset pads text tokens to the batch)
+#    gets it; (b) under the spawn start method (`init_dist` sets it) a worker unpickles the dataset before
+#    anything else, and unpickling one of BasicSR's own datasets imports basicsr -> the removed torchvision
+#    module (patch 1). Workers therefore receive the dataset inside `SpawnSafeDataset`, whose unpickling
+#    imports llvfsr_plugin (applying patch 1) first. A no-op for num_workers == 0.
 # ----------------------------------------------------------------------------------------------------------
+def _rebuild_spawn_safe(dataset):
+    return SpawnSafeDataset(dataset)
+
+
+class SpawnSafeDataset:
+    """Transparent dataset proxy whose pickle applies the compat patches before the wrapped dataset."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __reduce__(self):
+        # pickle stores (callable, args): loading the callable imports llvfsr_plugin.compat -> llvfsr_plugin
+        # (patch 1) before `args` (the BasicSR dataset, whose class import needs basicsr) is unpickled
+        return _rebuild_spawn_safe, (self.dataset,)
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        return self.dataset[i]
+
+    def __getattr__(self, name):
+        if name == 'dataset':
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
 def patch_collate():
     if 'collate' in _APPLIED:
         return
@@ -163,6 +193,8 @@ def patch_collate():
     orig = bd.build_dataloader
 
     def build_dataloader(dataset, dataset_opt, *args, **kwargs):
+        if dataset_opt.get('phase') == 'train' and dataset_opt.get('num_worker_per_gpu', 0) > 0:
+            dataset = SpawnSafeDataset(dataset)
         loader = orig(dataset, dataset_opt, *args, **kwargs)
         if getattr(dataset, 'collate_fn', None) is not None:
             loader.collate_fn = dataset.collate_fn

@@ -30,7 +30,7 @@ def check_options(path):
             raise OptionFileError(f'{path}: {where}.type is missing')
         if t not in reg:
             raise OptionFileError(f"{path}: {where}.type '{t}' is not a registered BasicSR {kind}."
-                                  f'{_suggest(t, reg._obj_map)}')
+                                  f'{_suggest(t, reg.keys())}')
 
     # BasicSR registers archs/models lazily by importing basicsr.archs / basicsr.models
     import basicsr.archs  # noqa: F401
@@ -40,7 +40,7 @@ def check_options(path):
     mt = opt.get('model_type')
     if mt is not None and mt not in MODEL_REGISTRY:
         raise OptionFileError(f"{path}: model_type '{mt}' is not a registered BasicSR model."
-                              f'{_suggest(mt, MODEL_REGISTRY._obj_map)}')
+                              f'{_suggest(mt, MODEL_REGISTRY.keys())}')
     for key, val in opt.items():
         if key.startswith('network_') and isinstance(val, dict):
             need(ARCH_REGISTRY, 'arch', key, val.get('type'))

@@ -20,10 +20,10 @@ import torch
 from torch.utils import data as data
 
 from basicsr.data.data_util import paired_paths_from_folder, paired_paths_from_lmdb
-from basicsr.utils import FileClient, imfrombytes, img2tensor
+from basicsr.utils import imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from llvfsr_plugin.priors.record import PRIOR_NAMES, TEXT_PRIORS, arrays_to_tensors, tensor_keys
-from llvfsr_plugin.priors.store import PriorStore
+from llvfsr_plugin.priors.store import PriorStore, Store
 
 
 class DatasetOptionError(ValueError):
@@ -60,8 +60,7 @@ class PriorPairedDataset(data.Dataset):
         self.opt = opt
         name = opt.get('name', 'PriorPairedDataset')
         self.where = f'dataset {name!r}'
-        self.io_backend_opt = dict(opt.get('io_backend', {'type': 'disk'}))
-        self.file_client = None
+        self.lmdb = opt.get('io_backend', {'type': 'disk'})['type'] == 'lmdb'
         self.scale = opt.get('scale')
         for k in ('dataroot_gt', 'dataroot_lq'):
             if not opt.get(k):
@@ -70,9 +69,8 @@ class PriorPairedDataset(data.Dataset):
                 raise DatasetOptionError(f'{self.where}: `{k}` not found: {opt[k]} (build it with '
                                          f'datasets_prep/make_dataset.py)')
         self.gt_folder, self.lq_folder = opt['dataroot_gt'], opt['dataroot_lq']
-        if self.io_backend_opt['type'] == 'lmdb':
-            self.io_backend_opt['db_paths'] = [self.lq_folder, self.gt_folder]
-            self.io_backend_opt['client_keys'] = ['lq', 'gt']
+        if self.lmdb:
+            self.img_stores = {'lq': Store(self.lq_folder), 'gt': Store(self.gt_folder)}
             self.paths = paired_paths_from_lmdb([self.lq_folder, self.gt_folder], ['lq', 'gt'])
         else:
             self.paths = paired_paths_from_folder([self.lq_folder, self.gt_folder], ['lq', 'gt'],
@@ -115,18 +113,6 @@ class PriorPairedDataset(data.Dataset):
                                        gt.shape[1] != lq.shape[1] * self.scale):
             raise DatasetOptionError(f'{self.where}: HR {gt.shape[:2]} is not x{self.scale} of LR {lq.shape[:2]} '
                                      f'for key {self.keys[0]!r}; check dataroot_lq/dataroot_gt and `scale`')
-        self._close_file_client()  # LMDB handles must be opened in each DataLoader worker, not inherited
-
-    def _close_file_client(self):
-        client = getattr(self.file_client, 'client', None)
-        for env in getattr(client, '_client', {}).values():  # basicsr's LmdbBackend keeps {client_key: env}
-            env.close()
-        self.file_client = None
-
-    def __getstate__(self):
-        d = dict(self.__dict__)
-        d['file_client'] = None
-        return d
 
     def prior_meta(self):
         """{prior: store meta}: used by LLVFSRModel to check the network options."""
@@ -134,21 +120,21 @@ class PriorPairedDataset(data.Dataset):
 
     # ------------------------------------------------------------------------------------------- loading
     def _load_pair(self, index):
-        if self.file_client is None:
-            backend = dict(self.io_backend_opt)
-            self.file_client = FileClient(backend.pop('type'), **backend)
         paths = self.paths[index]
         imgs = []
         for which in ('lq', 'gt'):
+            where = paths[f'{which}_path']
             try:
-                raw = self.file_client.get(paths[f'{which}_path'], which)
-            except Exception as e:
-                raise IOError(f'{self.where}: cannot read {which} {paths[which + "_path"]!r}: {e}') from e
-            if raw is None:
-                raise KeyError(f'{self.where}: key {paths[which + "_path"]!r} missing in {which} store')
-            img = imfrombytes(raw, float32=True)
+                if self.lmdb:  # our Store shares one read-only env per path per process (py-lmdb needs that)
+                    raw = self.img_stores[which].get_bytes(where)
+                else:
+                    with open(where, 'rb') as f:
+                        raw = f.read()
+            except (KeyError, OSError) as e:
+                raise IOError(f'{self.where}: cannot read {which} image {where!r}: {e}') from e
+            img = imfrombytes(raw, float32=True) if raw else None
             if img is None:
-                raise IOError(f'{self.where}: cannot decode {which} image {paths[which + "_path"]!r}')
+                raise IOError(f'{self.where}: cannot decode {which} image {where!r}')
             imgs.append(img)
         return imgs
 

@@ -1,0 +1,20 @@
+# The two newcomer commands (README): `make demo` and `make test`. Both install first (idempotent, cached).
+PY := .venv/bin/python
+
+.PHONY: install demo test bench clean
+install:
+	@scripts/install.sh
+
+demo: install
+	$(PY) scripts/demo.py
+
+# pytest exits 5 when it collects no test: that is a broken suite, not a pass
+test: install
+	@$(PY) -m pytest -q tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+bench: install
+	$(PY) benchmarks/bench_speed.py --quick
+
+clean:
+	rm -rf demo_out experiments results tb_logger .pytest_cache

@@ -1,0 +1,145 @@
+"""LLVFSRArch (Sec. 3, Eq. 1): shapes, gradients per branch, ablations, checkpoints, determinism, errors."""
+import pytest
+import torch
+
+from basicsr.archs import build_network
+from llvfsr_plugin.archs.llvfsr_arch import LLVFSRArch
+
+ALL = ['caption', 'description', 'mask', 'depth']
+
+
+def fake_priors(b=2, t_cap=7, t_des=11, d=384, size=24, ncls=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    cap_mask = torch.ones(b, t_cap, dtype=torch.bool)
+    cap_mask[0, 5:] = False  # padding in the first sample
+    return {'caption_tokens': torch.randn(b, t_cap, d, generator=g), 'caption_token_mask': cap_mask,
+            'description_tokens': torch.randn(b, t_des, d, generator=g),
+            'description_token_mask': torch.ones(b, t_des, dtype=torch.bool),
+            'mask': torch.randint(0, ncls, (b, 1, size, size), generator=g),
+            'depth': torch.rand(b, 1, size, size, generator=g)}
+
+
+def net(**kw):
+    opt = dict(type='LLVFSRArch', num_feat=16, num_blocks=2, transformer_depth=1, num_heads=2)
+    opt.update(kw)
+    return build_network(opt)
+
+
+@pytest.mark.parametrize('upsample', ['pixelshuffle', 'pre'])
+@pytest.mark.parametrize('scale', [8, 16])
+def test_arch_output_shape(scale, upsample):
+    m = net(scale=scale, upsample=upsample)
+    lq = torch.rand(2, 3, 128 // scale, 128 // scale)
+    assert m(lq, fake_priors()).shape == (2, 3, 128, 128)
+
+
+def test_arch_non_square_handled():
+    m = net(scale=8)
+    assert m(torch.rand(2, 3, 8, 12), fake_priors()).shape == (2, 3, 64, 96)
+
+
+def _branch_params(m):
+    groups = {'caption': ['caption_proj', 'capa'], 'description': ['description_proj', 'desa'],
+              'mask': ['mask_encoder', 'sega'], 'depth': ['depth_encoder', 'depa']}
+    return {p: [(n, q) for n, q in m.named_parameters() if any(f'{g}.' in n or n.startswith(g) for g in gs)]
+            for p, gs in groups.items()}
+
+
+def test_arch_gradients_reach_every_switched_on_branch():
+    m = net(scale=8)
+    m(torch.rand(2, 3, 8, 8), fake_priors()).abs().mean().backward()
+    for prior, params in _branch_params(m).items():
+        assert params, f'no parameters for {prior}'
+        for n, p in params:
+            assert p.grad is not None and p.grad.abs().sum() > 0, f'no gradient reaches {n}'
+    for n, p in m.named_parameters():  # nothing in the network is dead
+        assert p.grad is not None, n
+
+
+def test_arch_switched_off_branches_do_not_exist_and_ignore_inputs():
+    m = net(scale=8, priors=['mask', 'depth'])
+    b = _branch_params(m)
+    assert not b['caption'] and not b['description'] and b['mask'] and b['depth']
+    pri = fake_priors()
+    out1 = m(torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)), pri)
+    pri2 = dict(pri, caption_tokens=pri['caption_tokens'] * 0 + 5, description_tokens=torch.zeros_like(
+        pri['description_tokens']).requires_grad_())
+    out2 = m(torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)), pri2)
+    assert torch.equal(out1, out2)
+    out2.mean().backward()
+    assert pri2['description_tokens'].grad is None
+
+
+def test_arch_ablation_param_counts():
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    model1, model2, full = net(priors=[]), net(fusion='concat'), net()
+    assert model1.fusions is None and not any(k.startswith(('caption_', 'description_', 'mask_', 'depth_'))
+                                              for k, _ in model1.named_parameters())
+    assert n(model1) < n(model2) < n(full)
+    # Model 1 is the same backbone: its parameters are a subset of the full model's, by name and shape
+    full_shapes = {k: v.shape for k, v in full.state_dict().items()}
+    for k, v in model1.state_dict().items():
+        assert full_shapes[k] == v.shape
+    assert model1(torch.rand(1, 3, 8, 8)).shape == (1, 3, 64, 64)  # no priors needed
+
+
+@pytest.mark.parametrize('priors', [['caption'], ['description'], ['mask'], ['depth'], ['caption', 'depth'],
+                                    ['caption', 'description', 'mask']])
+def test_arch_prior_subsets_build_and_run(priors):
+    for fusion in ('lvpfb', 'concat'):
+        m = net(priors=priors, fusion=fusion)
+        pri = {k: v for k, v in fake_priors().items() if k.split('_')[0] in priors}
+        assert m(torch.rand(2, 3, 8, 8), pri).shape == (2, 3, 64, 64)
+
+
+def test_arch_missing_or_misshaped_prior_errors_are_clear():
+    m = net()
+    pri = fake_priors()
+    pri.pop('depth')
+    with pytest.raises(KeyError, match=r"\['depth'\] missing.*priors: \['caption', 'description', 'mask', 'depth'\]"):
+        m(torch.rand(2, 3, 8, 8), pri)
+    pri = fake_priors(d=512)
+    with pytest.raises(ValueError, match=r'caption_tokens must be \[B=2, T, D_text=384\].*text_dim'):
+        m(torch.rand(2, 3, 8, 8), pri)
+    with pytest.raises(ValueError, match='unknown prior'):
+        net(priors=['captions'])
+
+
+def test_arch_checkpoint_roundtrip_strict(tmp_path):
+    from basicsr.models.base_model import BaseModel
+    m = net()
+    bm = BaseModel.__new__(BaseModel)
+    bm.opt = {'path': {'models': str(tmp_path)}}
+    BaseModel.save_network(bm, m, 'net_g', 7)
+    m2 = net()
+    BaseModel.load_network(bm, m2, str(tmp_path / 'net_g_7.pth'), strict=True)
+    for (k, v), (k2, v2) in zip(m.state_dict().items(), m2.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+
+
+def test_arch_eval_forward_deterministic():
+    torch.manual_seed(0)
+    m = net().eval()
+    lq, pri = torch.rand(2, 3, 8, 8), fake_priors()
+    with torch.no_grad():
+        assert torch.equal(m(lq, pri), m(lq, pri))
+
+
+def test_arch_padding_tokens_do_not_change_output():
+    """Right-padding the text (as the collate function does) must not change the result."""
+    m = net().eval()
+    pri = fake_priors(b=1)
+    padded = dict(pri)
+    for p in ('caption', 'description'):
+        t, mk = pri[f'{p}_tokens'], pri[f'{p}_token_mask']
+        padded[f'{p}_tokens'] = torch.cat([t, torch.randn(1, 3, t.shape[2])], 1)
+        padded[f'{p}_token_mask'] = torch.cat([mk, torch.zeros(1, 3, dtype=torch.bool)], 1)
+    lq = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(m(lq, pri), m(lq, padded), rtol=1e-5, atol=1e-5)
+
+
+def test_arch_default_is_the_paper_depth():
+    m = LLVFSRArch()
+    assert len(m.blocks) == 7 and len(m.fusions) == 7 and len(m.blocks[0]) == 2
+    assert m.priors == ('caption', 'description', 'mask', 'depth')

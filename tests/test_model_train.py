@@ -1,0 +1,65 @@
+"""LLVFSRModel through BasicSR's own pipelines: train (LLV-FSR, Model 1), test, start-up errors."""
+import glob
+import re
+
+import pytest
+
+from conftest import dataset_opt, run_cli, small_net, train_opt, write_yaml
+
+
+def _metrics(log_path):
+    log = open(log_path).read()
+    return {m: float(v) for m, v in re.findall(r'# (\w+): ([0-9.]+)', log)}
+
+
+@pytest.mark.parametrize('variant', ['llvfsr', 'model1'])
+def test_basicsr_train_and_test_llvfsr(tiny_root, tmp_path, variant):
+    priors = ('caption', 'description', 'mask', 'depth') if variant == 'llvfsr' else ()
+    name = f'{variant}_tiny'
+    opt = train_opt(tiny_root, name, priors=priors, iters=3)
+    opt['val']['metrics']['ssim'] = {'type': 'calculate_ssim', 'crop_border': 0, 'test_y_channel': True}
+    r = run_cli(['train', '-opt', write_yaml(tmp_path / 'train.yml', opt)], cwd=tmp_path)
+    assert 'l_pix' in r.stderr + r.stdout
+    ckpt = tmp_path / 'experiments' / name / 'models' / 'net_g_latest.pth'
+    assert ckpt.is_file()
+
+    test = dict(opt, datasets={'test_1': dataset_opt(tiny_root, 'val', priors)})
+    test['path'] = {'pretrain_network_g': str(ckpt), 'strict_load_g': True}
+    test['val'] = dict(opt['val'], save_img=True, suffix=None)
+    run_cli(['test', '-opt', write_yaml(tmp_path / 'test.yml', test)], cwd=tmp_path)
+    m = _metrics(glob.glob(str(tmp_path / 'results' / name / f'test_{name}_*.log'))[0])
+    assert 10 < m['psnr'] < 50 and 0 < m['ssim'] <= 1
+    assert len(glob.glob(str(tmp_path / 'results' / name / 'visualization' / 'tiny_val' / '*.png'))) == 4
+
+
+def test_text_dim_mismatch_fails_at_start_up(tiny_root, tmp_path):
+    opt = train_opt(tiny_root, 'dim_mismatch', network=small_net(text_dim=512))
+    r = run_cli(['train', '-opt', write_yaml(tmp_path / 't.yml', opt)], cwd=tmp_path, check=False)
+    err = r.stderr + r.stdout
+    assert r.returncode != 0
+    assert 'embedded by minilm with dim 384, but network_g.text_dim is 512' in err
+    assert 'Start training' not in err
+
+
+def test_network_prior_not_provided_by_dataset(tiny_root, tmp_path):
+    opt = train_opt(tiny_root, 'prior_missing', priors=('caption', 'mask'), network=small_net())
+    r = run_cli(['train', '-opt', write_yaml(tmp_path / 't.yml', opt)], cwd=tmp_path, check=False)
+    assert r.returncode != 0
+    assert "network_g.priors asks for ['description', 'depth'], but datasets.train.priors only provides" in r.stderr
+
+
+@pytest.mark.parametrize('typo,expect', [
+    (('network_g', 'type', 'LLVFSRArc'), "network_g.type 'LLVFSRArc' is not a registered BasicSR arch. Did you mean 'LLVFSRArch'?"),
+    (('model_type', None, 'LLVFSRModle'), "Did you mean 'LLVFSRModel'?"),
+    (('network_g', 'priors', ['caption', 'dpeth']), "did you mean 'depth'?"),
+])
+def test_option_typos_fail_in_one_line(tiny_root, tmp_path, typo, expect):
+    opt = train_opt(tiny_root, 'typo')
+    key, sub, val = typo
+    if sub:
+        opt[key][sub] = val
+    else:
+        opt[key] = val
+    r = run_cli(['train', '-opt', write_yaml(tmp_path / 't.yml', opt)], cwd=tmp_path, check=False)
+    assert r.returncode != 0 and expect in r.stderr
+    assert 'Traceback' not in r.stderr
