@@ -72,6 +72,8 @@ def main(argv=None):
 
 def make_comparison(n_faces=6):
     import numpy as np
+
+    import llvfsr_plugin  # noqa: F401  (compat patches before basicsr)
     from basicsr.metrics import calculate_psnr, calculate_ssim
 
     from llvfsr_plugin.prep.images import decode_png, imresize_uint8

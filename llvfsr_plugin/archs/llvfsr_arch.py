@@ -123,12 +123,16 @@ def masked_mean(tokens, mask):
 # ------------------------------------------------------------------------------------ the four attentions
 class SpatialPriorAttention(nn.Module):
     """SegA / DepA: facial-structure-aware spatial attention from the mask / depth feature through cascaded
-    convs, modulating the LR feature (Sec. 3.2, Fig. 3)."""
+    convs, modulating the LR feature (Sec. 3.2, Fig. 3). Convs: 1x1 (mix LR + prior) -> depthwise 3x3
+    (spatial context) -> 1x1 -> sigmoid: a per-pixel, per-channel attention map at ~6% of the FLOPs of two
+    dense 3x3 convs (benchmarks/arch_cost.py)."""
 
     def __init__(self, dim):
         super().__init__()
+        hidden = dim // 2
         self.body = nn.Sequential(
-            nn.Conv2d(dim * 2, dim, 3, padding=1), nn.GELU(), nn.Conv2d(dim, dim, 3, padding=1), nn.Sigmoid())
+            nn.Conv2d(dim * 2, hidden, 1), nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden), nn.GELU(),
+            nn.Conv2d(hidden, dim, 1), nn.Sigmoid())
 
     def forward(self, feat, prior_feat):
         return feat * self.body(torch.cat([feat, prior_feat], dim=1))
@@ -179,6 +183,11 @@ class DesA(nn.Module):
         return self.proj(out)
 
 
+def fusion_convs(dim, n_inputs):
+    """Fuse n concatenated C-channel maps back to C: 1x1, GELU, depthwise 3x3 (shared by LVPFB and Model 2)."""
+    return nn.Sequential(nn.Conv2d(dim * n_inputs, dim, 1), nn.GELU(), nn.Conv2d(dim, dim, 3, padding=1, groups=dim))
+
+
 class LVPFB(nn.Module):
     """Language-Vision Prior Fusion Block (Sec. 3.2, Fig. 3): SegA, DepA, CapA, DesA in parallel on the LR
     feature, concatenated with it, fused by convs, plus a skip connection."""
@@ -195,8 +204,7 @@ class LVPFB(nn.Module):
             self.capa = CapA(dim)
         if 'description' in self.priors:
             self.desa = DesA(dim, num_heads)
-        n = 1 + len(self.priors)
-        self.fuse = nn.Sequential(nn.Conv2d(dim * n, dim, 1), nn.GELU(), nn.Conv2d(dim, dim, 3, padding=1))
+        self.fuse = fusion_convs(dim, 1 + len(self.priors))
 
     def forward(self, feat, p):
         x = self.norm(feat)
@@ -218,8 +226,7 @@ class ConcatFusion(nn.Module):
     def __init__(self, dim, priors, num_heads=None):
         super().__init__()
         self.priors = tuple(priors)
-        n = 1 + len(self.priors)
-        self.fuse = nn.Sequential(nn.Conv2d(dim * n, dim, 1), nn.GELU(), nn.Conv2d(dim, dim, 3, padding=1))
+        self.fuse = fusion_convs(dim, 1 + len(self.priors))
 
     def forward(self, feat, p):
         size = feat.shape[-2:]

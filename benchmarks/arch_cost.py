@@ -1,0 +1,72 @@
+#!/usr/bin/env python
+"""Parameters, FLOPs (torch.utils.flop_counter: every matmul/conv/attention counted) and CPU forward time
+of the LLV-FSR variants, for the README table.
+
+  python benchmarks/arch_cost.py [--threads 2] [--repeats 5] [--json out.json]
+"""
+import argparse
+import json
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import llvfsr_plugin  # noqa: F401
+from basicsr.archs import build_network
+
+ALL = ['caption', 'description', 'mask', 'depth']
+VARIANTS = [  # (row name, network options)
+    ('LLV-FSR x8 (default)', dict(scale=8)),
+    ('LLV-FSR x16 (default)', dict(scale=16)),
+    ('Model 1 x8 (no priors)', dict(scale=8, priors=[])),
+    ('Model 2 x8 (concat fusion)', dict(scale=8, fusion='concat')),
+    ("LLV-FSR x8, upsample 'pre'", dict(scale=8, upsample='pre')),
+]
+
+
+def fake_priors(b, t_cap=20, t_des=128, dim=384, size=64):
+    return {'caption_tokens': torch.randn(b, t_cap, dim), 'caption_token_mask': torch.ones(b, t_cap, dtype=torch.bool),
+            'description_tokens': torch.randn(b, t_des, dim),
+            'description_token_mask': torch.ones(b, t_des, dtype=torch.bool),
+            'mask': torch.randint(0, 10, (b, 1, size, size)), 'depth': torch.rand(b, 1, size, size)}
+
+
+def measure(opts, repeats=5, hr=256):
+    net = build_network(dict(type='LLVFSRArch', **opts)).eval()
+    lq = torch.rand(1, 3, hr // opts['scale'], hr // opts['scale'])
+    pri = fake_priors(1)
+    params = sum(p.numel() for p in net.parameters())
+    with torch.no_grad():
+        fc = FlopCounterMode(display=False)
+        with fc:
+            net(lq, pri)
+        flops = fc.get_total_flops()
+        net(lq, pri)  # warm-up
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            net(lq, pri)
+            times.append(time.perf_counter() - t)
+    return {'params_M': params / 1e6, 'GFLOPs': flops / 1e9, 'cpu_ms': 1000 * sorted(times)[len(times) // 2]}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--repeats', type=int, default=5)
+    ap.add_argument('--json', default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = []
+    print(f'| network | params (M) | GFLOPs / face | CPU forward, 1 face, {args.threads} threads (ms) |')
+    print('|---|---|---|---|')
+    for name, opts in VARIANTS:
+        r = measure(opts, args.repeats if opts.get('upsample') != 'pre' else 1)
+        rows.append(dict(name=name, **opts, **r))
+        print(f"| {name} | {r['params_M']:.2f} | {r['GFLOPs']:.2f} | {r['cpu_ms']:.0f} |", flush=True)
+    if args.json:
+        json.dump(rows, open(args.json, 'w'), indent=1)
+
+
+if __name__ == '__main__':
+    main()
