@@ -97,3 +97,17 @@ def upsample_rgb(lr, size):
     if lr.shape[0] == size and lr.shape[1] == size:
         return lr
     return cv2.resize(lr, (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+def model_input_size(image_processor, default=224):
+    """Square input side of a transformers image processor (its `size` is a dict-like or an int)."""
+    size = getattr(image_processor, 'size', None)
+    if size is None:
+        return default
+    if isinstance(size, int):
+        return size
+    for k in ('height', 'shortest_edge', 'longest_edge'):
+        v = getattr(size, k, None) if not hasattr(size, 'get') else size.get(k)
+        if v:
+            return int(v)
+    return default

@@ -172,10 +172,11 @@ class SAMMask(PriorExtractor):
     """Segment Anything automatic masks -> label map. SAM's masks are not semantic, so labels are made
     comparable across images by ordering: segments sorted by area (largest first) get labels 1, 2, ...
     (capped at num_classes-1), painted largest first so smaller parts (eyes, mouth) stay on top; 0 = none.
-    Options: checkpoint (path), model_type (vit_b | vit_l | vit_h), points_per_side, upsample_to."""
+    Options: checkpoint (path), model_type (vit_b | vit_l | vit_h), points_per_side, upsample_to, and any
+    SamAutomaticMaskGenerator option (pred_iou_thresh, stability_score_thresh, ...)."""
 
     def __init__(self, checkpoint=None, model_type='vit_b', prior_size=64, num_classes=NUM_MASK_CLASSES,
-                 points_per_side=16, upsample_to=256, device=None, model_obj=None):
+                 points_per_side=16, upsample_to=256, device=None, model_obj=None, **generator_opts):
         from segment_anything import SamAutomaticMaskGenerator, sam_model_registry
         if model_obj is None:
             if not checkpoint or not os.path.isfile(checkpoint):
@@ -186,7 +187,8 @@ class SAMMask(PriorExtractor):
                     f'--mask-opt checkpoint=PATH')
             model_obj = sam_model_registry[model_type](checkpoint=checkpoint)
         self.model = model_obj.to(auto_device(device)).eval()
-        self.gen = SamAutomaticMaskGenerator(self.model, points_per_side=points_per_side)
+        self.gen = SamAutomaticMaskGenerator(self.model, points_per_side=points_per_side, **generator_opts)
+        self.generator_opts = generator_opts
         self.prior_size, self.num_classes, self.upsample_to = prior_size, num_classes, upsample_to
         self.ckpt = file_sha256(checkpoint, limit=1 << 24) if checkpoint else None
         self.model_type, self.points_per_side = model_type, points_per_side
@@ -194,7 +196,7 @@ class SAMMask(PriorExtractor):
     def meta(self):
         return dict(super().meta(), model=f'sam-{self.model_type}', checkpoint=self.ckpt,
                     num_classes=self.num_classes, prior_size=self.prior_size, points_per_side=self.points_per_side,
-                    labels='area-rank')
+                    labels='area-rank', **self.generator_opts)
 
     def extract(self, samples):
         out = []

@@ -19,7 +19,7 @@ import urllib.request
 
 import numpy as np
 
-from .base import PriorExtractor, auto_device, file_sha256, hf_load, register, upsample_rgb
+from .base import PriorExtractor, auto_device, file_sha256, hf_load, model_input_size, register, upsample_rgb
 from .record import TEXT_PRIORS, text_arrays
 
 PAPER_DESCRIPTION_PROMPT = ('This is a low-resolution photo of a face. Please provide useful visible features or '
@@ -35,9 +35,25 @@ class BadText(ValueError):
 class TextEncoder:
     name = None
     dim = None
+    # One text per forward: padding and batch shape change the last bits of matmuls, and a record must not
+    # depend on which other texts shared its batch (resumed / sharded runs write the same bytes).
+    batch_invariant = True
 
     def encode(self, texts):
         """-> list of (tokens [T, D], token_mask [T] bool, pooled [D]) as float32 numpy, unpadded."""
+        import torch
+        if not self.batch_invariant:
+            return self._encode_batch(list(texts))
+        # likewise the CPU thread count changes GEMM summation order: one thread on CPU (a sentence is cheap)
+        threads = torch.get_num_threads()
+        if str(getattr(self, 'device', 'cpu')).startswith('cpu'):
+            torch.set_num_threads(1)
+        try:
+            return [r for t in texts for r in self._encode_batch([t])]
+        finally:
+            torch.set_num_threads(threads)
+
+    def _encode_batch(self, texts):
         raise NotImplementedError
 
     def meta(self):
@@ -64,7 +80,7 @@ class HFEncoder(TextEncoder):
         self.name, self.model_id, self.pooling, self.max_tokens = name, model_id, pooling, max_tokens
         self.dim = int(model.config.hidden_size)
 
-    def encode(self, texts):
+    def _encode_batch(self, texts):
         torch = self.torch
         enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_tokens,
                              return_tensors='pt').to(self.device)
@@ -109,8 +125,9 @@ def clip_hf_encoder(model='openai/clip-vit-base-patch32', device=None, model_obj
 
 
 class OpenCLIPEncoder(TextEncoder):
-    """CLIP's frozen text encoder through open_clip: per-token features of the final LayerNorm, pooled =
-    the EOT token projected by `text_projection` (exactly open_clip's encode_text)."""
+    """CLIP's frozen text encoder through open_clip: per-token features after the final LayerNorm; pooled =
+    the EOT token's feature before `text_projection` (the same vector as transformers' `pooler_output`, so
+    both CLIP paths give identical records for identical weights)."""
 
     name = 'open_clip'
 
@@ -140,7 +157,7 @@ class OpenCLIPEncoder(TextEncoder):
         self.model, self.tokenizer = model_obj.to(self.device).eval(), tokenizer
         self.dim = int(self.model.ln_final.weight.shape[0])
 
-    def encode(self, texts):
+    def _encode_batch(self, texts):
         torch, m = self.torch, self.model
         ids = self.tokenizer(list(texts)).to(self.device)
         with torch.no_grad():
@@ -149,13 +166,13 @@ class OpenCLIPEncoder(TextEncoder):
             x = m.transformer(x, attn_mask=m.attn_mask)
             x = m.ln_final(x).float()
             eot = ids.argmax(dim=-1)  # EOT has the largest id in CLIP's vocabulary
-            pooled = x[torch.arange(x.shape[0]), eot] @ m.text_projection.float()
+            pooled = x[torch.arange(x.shape[0]), eot]
         mask = torch.arange(ids.shape[1], device=ids.device)[None] <= eot[:, None]
         return _unpad(x.cpu().numpy(), mask.cpu().numpy(), pooled.cpu().numpy())
 
     def meta(self):
         return dict(super().meta(), text_model=f'{self.model_id}/{self.pretrained}', checkpoint=self.ckpt_hash,
-                    max_tokens=int(self.model.positional_embedding.shape[0]), pooling='eot-projected')
+                    max_tokens=int(self.model.positional_embedding.shape[0]), pooling='eot')
 
 
 _ENCODER_CACHE = {}
@@ -215,8 +232,7 @@ class BLIP2Captioner:
         self.model, self.processor = model_obj.to(self.device, dtype).eval(), processor
         self.dtype, self.model_id = dtype, model
         self.max_new_tokens, self.prompt = max_new_tokens, prompt
-        size = processor.image_processor.size
-        self.size = int(size.get('height', size.get('shortest_edge', 224)) if isinstance(size, dict) else size)
+        self.size = model_input_size(processor.image_processor)
 
     def __call__(self, lrs):
         imgs = [upsample_rgb(lr, self.size) for lr in lrs]
@@ -231,7 +247,7 @@ class BLIP2Captioner:
         return [t.strip() for t in self.processor.batch_decode(out, skip_special_tokens=True)]
 
     def meta(self):
-        return {'text_model': self.model_id, 'max_new_tokens': self.max_new_tokens, 'prompt': self.prompt}
+        return {'source_model': self.model_id, 'max_new_tokens': self.max_new_tokens, 'prompt': self.prompt}
 
 
 class ChatDescriber:
@@ -314,7 +330,7 @@ class ChatDescriber:
         return out
 
     def meta(self):
-        return {'text_model': self.model, 'endpoint': self.base_url, 'prompt': self.prompt}
+        return {'source_model': self.model, 'endpoint': self.base_url, 'prompt': self.prompt}
 
 
 class HFVLMDescriber:
@@ -347,7 +363,7 @@ class HFVLMDescriber:
         return out
 
     def meta(self):
-        return {'text_model': self.model_id, 'prompt': self.prompt}
+        return {'source_model': self.model_id, 'prompt': self.prompt}
 
 
 # ========================================================================================= the extractors
