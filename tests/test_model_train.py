@@ -63,3 +63,43 @@ def test_option_typos_fail_in_one_line(tiny_root, tmp_path, typo, expect):
     r = run_cli(['train', '-opt', write_yaml(tmp_path / 't.yml', opt)], cwd=tmp_path, check=False)
     assert r.returncode != 0 and expect in r.stderr
     assert 'Traceback' not in r.stderr
+
+
+def test_shipped_option_files_are_valid_and_up_to_date(tmp_path):
+    """Every option file passes the start-up check; the generated ones equal a fresh generation."""
+    import filecmp
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from llvfsr_plugin.options import check_options
+    files = sorted(glob.glob(os.path.join(ROOT, 'options', '**', '*.yml'), recursive=True))
+    assert len(files) >= 28
+    for f in files:
+        check_options(f)
+    copy = tmp_path / 'options'
+    shutil.copytree(os.path.join(ROOT, 'options'), copy)
+    subprocess.run([sys.executable, str(copy / 'generate.py')], check=True)
+    cmp = filecmp.dircmp(os.path.join(ROOT, 'options'), copy)
+    stale = cmp.diff_files + [f'{d}/{x}' for d, sub in cmp.subdirs.items() for x in sub.diff_files]
+    assert not stale, f'run `python options/generate.py`: stale {stale}'
+
+
+@pytest.mark.parametrize('arch', ['EDSR', 'RCAN', 'SwinIR'])
+@pytest.mark.parametrize('scale', [8, 16])
+def test_baseline_networks_build_at_fsr_scales(arch, scale):
+    import torch
+    import yaml
+
+    from basicsr.archs import build_network
+    from conftest import ROOT
+    opt = yaml.safe_load(open(f'{ROOT}/options/baselines/train_x{scale}_{arch}.yml'))['network_g']
+    if arch == 'RCAN':
+        opt.update(num_group=1, num_block=1)  # the shape contract, not the size, is under test
+    if arch == 'SwinIR':
+        opt.update(depths=[1], num_heads=[2], embed_dim=16)
+    net = build_network(opt).eval()
+    with torch.no_grad():
+        assert net(torch.rand(1, 3, 256 // scale, 256 // scale)).shape == (1, 3, 256, 256)
