@@ -44,6 +44,7 @@ extras = {
     'metrics': [
         'pyiqa>=0.1.13',
         'deepface>=0.0.93',
+        'lpips>=0.1.4',  # ships LPIPS's calibrated linear layers (the AlexNet backbone is torchvision's)
     ],
     'dev': [
         'pytest>=7',
@@ -61,6 +62,7 @@ setup(
     license='Apache-2.0',
     packages=find_packages(include=['llvfsr_plugin', 'llvfsr_plugin.*']),
     include_package_data=True,
+    package_data={'llvfsr_plugin': ['priors/assets/*.npz']},
     python_requires='>=3.9',
     install_requires=install_requires,
     extras_require=extras,

@@ -57,8 +57,17 @@ def test_of(train, name=None):
     t['datasets'] = {'test_1': train['datasets']['val']}
     t['path'] = {'pretrain_network_g': f"experiments/{train['name']}/models/net_g_latest.pth", 'strict_load_g': True,
                  'param_key_g': 'params'}
-    t['val'] = {'save_img': True, 'suffix': None, 'metrics': train['val']['metrics']}
+    t['val'] = {'save_img': True, 'suffix': None, 'metrics': dict(train['val']['metrics'], **TEST_METRICS)}
     return t
+
+
+# Table 1's other metrics and Fig. 7's identity distance (llvfsr_plugin/metrics/face_metric.py)
+TEST_METRICS = {
+    'lpips': {'type': 'calculate_lpips', 'better': 'lower'},
+    'niqe': {'type': 'calculate_niqe_pyiqa', 'crop_border': 0, 'better': 'lower'},
+    'id_dist': {'type': 'calculate_identity_distance', 'model_name': 'Dlib', 'detector_backend': 'dlib',
+                'better': 'lower'},
+}
 
 
 BASELINES = {

@@ -26,9 +26,14 @@ def test_basicsr_train_and_test_llvfsr(tiny_root, tmp_path, variant):
     test = dict(opt, datasets={'test_1': dataset_opt(tiny_root, 'val', priors)})
     test['path'] = {'pretrain_network_g': str(ckpt), 'strict_load_g': True}
     test['val'] = dict(opt['val'], save_img=True, suffix=None)
+    test['val']['metrics'] = dict(opt['val']['metrics'], **{  # all five metrics of the paper
+        'lpips': {'type': 'calculate_lpips', 'random_backbone': True, 'better': 'lower'},  # no AlexNet weights here
+        'niqe': {'type': 'calculate_niqe_pyiqa', 'better': 'lower'},
+        'id_dist': {'type': 'calculate_identity_distance', 'better': 'lower'}})
     run_cli(['test', '-opt', write_yaml(tmp_path / 'test.yml', test)], cwd=tmp_path)
     m = _metrics(glob.glob(str(tmp_path / 'results' / name / f'test_{name}_*.log'))[0])
     assert 10 < m['psnr'] < 50 and 0 < m['ssim'] <= 1
+    assert m['lpips'] > 0 and m['niqe'] > 0 and 0 <= m['id_dist'] < 1
     assert len(glob.glob(str(tmp_path / 'results' / name / 'visualization' / 'tiny_val' / '*.png'))) == 4
 
 

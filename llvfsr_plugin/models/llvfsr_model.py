@@ -91,9 +91,15 @@ class LLVFSRModel(SRModel):
             net.train()
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
-        n = len(dataloader.dataset)
+        from llvfsr_plugin.metrics.face_metric import ID_STATS
+        n, missed = len(dataloader.dataset), ID_STATS['face_not_found']
         super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
-        get_root_logger().info(f'Validation {dataloader.dataset.opt["name"]}: averaged over all {n} images.')
+        logger = get_root_logger()
+        logger.info(f'Validation {dataloader.dataset.opt["name"]}: every metric averaged over all {n} images.')
+        missed = ID_STATS['face_not_found'] - missed
+        if missed:
+            logger.warning(f'identity distance: no face found in {missed} of {n} image pairs; those were embedded '
+                           f'from the whole aligned crop (counted, not dropped)')
 
 
 def _store_meta(ds_opt):

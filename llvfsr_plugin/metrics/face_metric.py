@@ -1,0 +1,159 @@
+"""Metrics of the paper's tables (Table 1-2: PSNR, SSIM, NIQE, LPIPS; Fig. 7: identity distance), usable in
+any BasicSR YAML `val: metrics:` (METRIC_REGISTRY). Inputs follow BasicSR: `img` (SR) and `img2` (HR) as
+uint8 BGR HWC arrays. Model-based metrics load their model once per process.
+
+    lpips:    {type: calculate_lpips, better: lower}                 # pyiqa LPIPS (alex, v0.1)
+    niqe:     {type: calculate_niqe_pyiqa, better: lower}            # pyiqa NIQE with basicsr's parameters
+    id_dist:  {type: calculate_identity_distance, better: lower}     # DeepFace 'Dlib', cosine distance
+
+Offline weights: NIQE's parameters ship inside basicsr (converted once to pyiqa's .mat layout); DeepFace's
+Dlib model and its detector's landmarks ship in `face-recognition-models` (copied into
+$DEEPFACE_HOME/.deepface/weights/); LPIPS's linear layers ship in the `lpips` package, its AlexNet
+backbone is torchvision's ImageNet checkpoint, which no registry package ships: place
+alexnet-owt-7be5be79.pth in `torch.hub.get_dir()/checkpoints/` (see README "Metrics").
+"""
+import logging
+import os
+import shutil
+
+import numpy as np
+import torch
+
+from basicsr.utils.registry import METRIC_REGISTRY
+
+CACHE = os.path.join(os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')), 'llvfsr_plugin', 'weights')
+ALEXNET_FILE = 'alexnet-owt-7be5be79.pth'
+_MODELS = {}
+ID_STATS = {'images': 0, 'face_not_found': 0}
+logger = logging.getLogger('basicsr')
+
+
+class MetricUnavailable(RuntimeError):
+    """A metric's weights are not on this machine; the message says which file goes where."""
+
+
+def _to_tensor(img_bgr):
+    rgb = np.ascontiguousarray(img_bgr[..., ::-1]).astype(np.float32) / 255.0
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None]
+
+
+# ================================================================================================== LPIPS
+def lpips_weight_paths(net='alex', version='0.1'):
+    import lpips
+    lin = os.path.join(os.path.dirname(lpips.__file__), 'weights', f'v{version}', f'{net}.pth')
+    backbone = os.path.join(torch.hub.get_dir(), 'checkpoints', ALEXNET_FILE) if net == 'alex' else None
+    return lin, backbone
+
+
+def lpips_model(net='alex', version='0.1', random_backbone=False):
+    key = ('lpips', net, version, random_backbone)
+    if key not in _MODELS:
+        from pyiqa.archs.lpips_arch import LPIPS
+        lin, backbone = lpips_weight_paths(net, version)
+        if not random_backbone and net == 'alex' and not os.path.isfile(backbone):
+            raise MetricUnavailable(
+                f'LPIPS needs torchvision\'s ImageNet AlexNet weights at {backbone} (no registry package ships '
+                f'them): download {ALEXNET_FILE} from download.pytorch.org/models/ on a machine with internet and '
+                f'copy it there. The LPIPS linear weights come from the `lpips` package ({lin}).')
+        if random_backbone:  # pyiqa's AlexNet wrapper always asks torchvision for ImageNet weights
+            import torchvision.models as tvm
+            orig = tvm.alexnet
+            tvm.alexnet = lambda *a, **kw: orig(weights=None)
+            try:
+                m = LPIPS(net=net, version=version, pretrained_model_path=lin, pnet_rand=True)
+            finally:
+                tvm.alexnet = orig
+        else:
+            m = LPIPS(net=net, version=version, pretrained_model_path=lin)
+        _MODELS[key] = m.eval()
+    return _MODELS[key]
+
+
+@METRIC_REGISTRY.register()
+def calculate_lpips(img, img2, net='alex', version='0.1', random_backbone=False, **kwargs):
+    """LPIPS (lower is better) between SR `img` and HR `img2` (uint8 BGR), inputs in [0, 1] as pyiqa.
+    `random_backbone: true` runs the same code with an untrained AlexNet (for tests; values meaningless)."""
+    m = lpips_model(net, version, random_backbone)
+    with torch.no_grad():
+        return float(m(_to_tensor(img), _to_tensor(img2), normalize=True).item())
+
+
+# =================================================================================================== NIQE
+def niqe_params_mat():
+    """basicsr's shipped NIQE parameters (MATLAB's modelparameters) written once in pyiqa's .mat layout."""
+    import scipy.io
+    path = os.path.join(CACHE, 'niqe_basicsr_params.mat')
+    if not os.path.isfile(path):
+        import basicsr.metrics
+        z = np.load(os.path.join(os.path.dirname(basicsr.metrics.__file__), 'niqe_pris_params.npz'))
+        os.makedirs(CACHE, exist_ok=True)
+        scipy.io.savemat(path + '.tmp.mat', {'mu_prisparam': z['mu_pris_param'], 'cov_prisparam': z['cov_pris_param']})
+        os.replace(path + '.tmp.mat', path)
+    return path
+
+
+@METRIC_REGISTRY.register()
+def calculate_niqe_pyiqa(img, crop_border=0, test_y_channel=True, **kwargs):
+    """NIQE (no reference; lower is better) of the SR image, pyiqa's implementation with basicsr's params."""
+    key = ('niqe', crop_border, test_y_channel)
+    if key not in _MODELS:
+        from pyiqa.archs.niqe_arch import NIQE
+        _MODELS[key] = NIQE(test_y_channel=test_y_channel, crop_border=crop_border,
+                            pretrained_model_path=niqe_params_mat()).eval()
+    with torch.no_grad():
+        return float(_MODELS[key](_to_tensor(img)).item())
+
+
+# ====================================================================================== identity distance
+DLIB_FILES = ('dlib_face_recognition_resnet_model_v1.dat', 'shape_predictor_5_face_landmarks.dat')
+
+
+def ensure_deepface_dlib_weights():
+    """Copy DeepFace's 'Dlib' model and the dlib detector's landmark model from `face-recognition-models`
+    into $DEEPFACE_HOME/.deepface/weights/ (DeepFace would download them otherwise)."""
+    from deepface.commons import folder_utils
+    weights = os.path.join(folder_utils.get_deepface_home(), '.deepface', 'weights')
+    os.makedirs(weights, exist_ok=True)
+    missing = [f for f in DLIB_FILES if not os.path.isfile(os.path.join(weights, f))]
+    if missing:
+        import importlib.util
+        spec = importlib.util.find_spec('face_recognition_models')  # its __init__ needs pkg_resources: don't import
+        if spec is None:
+            raise MetricUnavailable(f'identity distance needs {missing} in {weights}; pip install '
+                                    f'face-recognition-models (llvfsr_plugin[offline]) to get them offline')
+        src = os.path.join(list(spec.submodule_search_locations)[0], 'models')
+        for f in missing:
+            shutil.copy(os.path.join(src, f), os.path.join(weights, f) + '.tmp')
+            os.replace(os.path.join(weights, f) + '.tmp', os.path.join(weights, f))
+    return weights
+
+
+def face_embedding(img_bgr, model_name='Dlib', detector_backend='dlib'):
+    """-> (embedding, face_found). A face the detector misses is embedded from the whole (aligned) crop, so a
+    score exists for every image; the caller counts the misses."""
+    from deepface import DeepFace
+    try:
+        r = DeepFace.represent(img_bgr, model_name=model_name, detector_backend=detector_backend,
+                               enforce_detection=True, align=True)
+        return np.asarray(r[0]['embedding'], np.float64), True
+    except ValueError:  # DeepFace: "Face could not be detected"
+        r = DeepFace.represent(img_bgr, model_name=model_name, detector_backend='skip', enforce_detection=False)
+        return np.asarray(r[0]['embedding'], np.float64), False
+
+
+@METRIC_REGISTRY.register()
+def calculate_identity_distance(img, img2, model_name='Dlib', detector_backend='dlib', **kwargs):
+    """Cosine distance of DeepFace embeddings of SR and HR (Fig. 7; lower = same identity). Never raises for
+    a missing face: counted in ID_STATS and logged."""
+    if ('deepface', model_name) not in _MODELS:
+        if model_name == 'Dlib':
+            ensure_deepface_dlib_weights()
+        _MODELS[('deepface', model_name)] = True
+    e1, ok1 = face_embedding(img, model_name, detector_backend)
+    e2, ok2 = face_embedding(img2, model_name, detector_backend)
+    ID_STATS['images'] += 1
+    if not (ok1 and ok2):
+        ID_STATS['face_not_found'] += 1
+        logger.warning(f'identity distance: no face found in the {"SR" if not ok1 else "HR"} image; embedded the '
+                       f'whole crop instead ({ID_STATS["face_not_found"]}/{ID_STATS["images"]} so far)')
+    return float(1.0 - e1 @ e2 / (np.linalg.norm(e1) * np.linalg.norm(e2) + 1e-12))
