@@ -69,6 +69,8 @@ setup(
     entry_points={
         'console_scripts': [
             'basicsr = llvfsr_plugin.cli:main',
+            'llvfsr-infer = llvfsr_plugin.infer:main',
+            'llvfsr-report = llvfsr_plugin.report:main',
         ],
         # Other BasicSR projects can join the `basicsr` CLI by declaring a module in this group.
         'basicsr.plugins': [

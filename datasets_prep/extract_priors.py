@@ -18,43 +18,12 @@ Distributed: torchrun --nproc_per_node=N datasets_prep/extract_priors.py ... --l
 Resumable (rerun continues), atomic (<store>.partial until complete), `--on-error skip` reports bad inputs.
 """
 import argparse
+import json
 import os
 import sys
 
-from llvfsr_plugin.priors.base import EXTRACTORS, PriorModelUnavailable, build_extractor
+from llvfsr_plugin.priors.cli_args import add_extractor_args, build_extractors, extractor_help
 from llvfsr_plugin.priors.record import PRIOR_NAMES
-
-DEFAULTS = {'caption': ('file', {'policy': 'first'}), 'description': ('file', {'policy': 'all'}),
-            'mask': ('facemesh', {}), 'depth': ('facemesh', {})}
-
-
-def parse_kv(pairs, flag):
-    out = {}
-    for p in pairs or []:
-        if '=' not in p:
-            sys.exit(f'{flag}: expected KEY=VALUE, got {p!r}')
-        k, v = p.split('=', 1)
-        for cast in (int, float):
-            try:
-                v = cast(v)
-                break
-            except ValueError:
-                pass
-        out[k] = {'true': True, 'false': False, 'none': None}.get(v, v) if isinstance(v, str) else v
-    return out
-
-
-def extractor_help():
-    from llvfsr_plugin.priors import maps, text  # noqa: F401
-    lines = ['extractors (choose with --<prior> NAME, options with --<prior>-opt KEY=VALUE ...):']
-    for (prior, name), cls in sorted(EXTRACTORS.items()):
-        doc = (cls.__doc__ or '').strip().splitlines()
-        src = getattr(cls, 'source_cls', None)
-        doc = doc or ((src.__doc__ or '').strip().splitlines() if src else [])
-        lines.append(f'  {prior:12s} {name:15s} {doc[0] if doc else ""}')
-    lines.append('  text encoders (--text-encoder): minilm (offline, 384-d) | clip-hf (model=ID_OR_PATH) | '
-                 'open_clip (model=ViT-B-32 pretrained=TAG_OR_PATH)')
-    return '\n'.join(lines)
 
 
 def main(argv=None):
@@ -64,12 +33,7 @@ def main(argv=None):
     ap.add_argument('--splits', nargs='+', default=None, help='default: every split in splits.json')
     ap.add_argument('--scales', type=int, nargs='+', default=[8, 16])
     ap.add_argument('--priors', nargs='+', default=list(PRIOR_NAMES), choices=PRIOR_NAMES)
-    for p in PRIOR_NAMES:
-        ap.add_argument(f'--{p}', default=DEFAULTS[p][0], help=f'{p} extractor (default: {DEFAULTS[p][0]})')
-        ap.add_argument(f'--{p}-opt', nargs='*', default=None, metavar='KEY=VALUE', help=f'{p} extractor options')
-    ap.add_argument('--text-encoder', default='minilm', help='minilm | clip-hf | open_clip (default: minilm)')
-    ap.add_argument('--text-encoder-opt', nargs='*', default=None, metavar='KEY=VALUE')
-    ap.add_argument('--text-dir', default=None, help='folder of <key>.txt for the `file` text extractors')
+    add_extractor_args(ap)
     ap.add_argument('--batch-size', type=int, default=16)
     ap.add_argument('--on-error', choices=['skip', 'fail'], default='fail')
     ap.add_argument('--overwrite', action='store_true')
@@ -80,27 +44,15 @@ def main(argv=None):
     if args.launcher == 'pytorch':
         import torch.distributed as dist
         dist.init_process_group('gloo')
-    import json
     splits = args.splits or list(json.load(open(os.path.join(args.root, 'splits.json'))))
-    enc_opts = parse_kv(args.text_encoder_opt, '--text-encoder-opt')
-    extractors = {}
-    try:
-        for p in args.priors:
-            name = getattr(args, p)
-            opts = dict(DEFAULTS[p][1]) if name == DEFAULTS[p][0] else {}
-            opts.update(parse_kv(getattr(args, f'{p}_opt'), f'--{p}-opt'))
-            if p in ('caption', 'description'):
-                opts.update(encoder=args.text_encoder, encoder_opts=enc_opts)
-                if name == 'file':
-                    if not args.text_dir:
-                        sys.exit(f'--{p} file needs --text-dir (a folder of <key>.txt)')
-                    opts.setdefault('text_dir', args.text_dir)
-            extractors[p] = build_extractor(p, name, **opts)
-    except (PriorModelUnavailable, KeyError, ImportError) as e:
-        sys.exit(f'[priors] {e}')
+    extractors = build_extractors(args, args.priors)
     from llvfsr_plugin.prep.pipeline import extract_priors
-    extract_priors(args.root, splits, args.scales, extractors, text_dir=args.text_dir, batch_size=args.batch_size,
-                   on_error=args.on_error, overwrite=args.overwrite, fmt=args.format)
+    from llvfsr_plugin.priors.record import RecordError
+    try:
+        extract_priors(args.root, splits, args.scales, extractors, text_dir=args.text_dir,
+                       batch_size=args.batch_size, on_error=args.on_error, overwrite=args.overwrite, fmt=args.format)
+    except (OSError, RecordError) as e:  # disk full, unreadable store, ...: one message, work so far kept
+        sys.exit(f'[priors] {e}\n  (everything written so far is kept in *.partial and resumed by a rerun)')
 
 
 if __name__ == '__main__':

@@ -15,9 +15,9 @@ _APPLIED = set()
 # ----------------------------------------------------------------------------------------------------------
 # 1. torchvision>=0.17 removed `torchvision.transforms.functional_tensor` (BasicSR#533, #663).
 #    basicsr/data/degradations.py imports `rgb_to_grayscale` from it, and `import basicsr` imports that
-#    module, so every basicsr import fails without this alias. It must run before any basicsr import; in a
-#    spawned DataLoader worker it runs again because the worker re-imports the parent's __main__ (our CLI /
-#    `-m` entries import llvfsr_plugin) and unpickling any llvfsr_plugin class imports this package first.
+#    module, so every basicsr import fails without this alias. It must run before any basicsr import; a
+#    spawned DataLoader worker gets it through patch 5 (the dataset arrives wrapped in SpawnSafeDataset,
+#    whose unpickling imports this package first).
 # ----------------------------------------------------------------------------------------------------------
 def patch_functional_tensor():
     name = 'torchvision.transforms.functional_tensor'
@@ -74,7 +74,6 @@ def patch_dist():
     global _orig_init_dist
     if 'dist' in _APPLIED:
         return
-    import torch
     from basicsr.models import base_model
     from basicsr.utils import dist_util, options
     _orig_init_dist = dist_util.init_dist
@@ -91,7 +90,6 @@ def patch_dist():
         return orig_model_to_device(self, net)
 
     base_model.BaseModel.model_to_device = model_to_device
-    del torch
     _APPLIED.add('dist')
 
 
@@ -205,6 +203,129 @@ def patch_collate():
     _APPLIED.add('collate')
 
 
+# ----------------------------------------------------------------------------------------------------------
+# 6. Crash-safe saving and exact resume (no upstream issue; BasicSR's documented behaviour):
+#    - `save_network` / `save_training_state` write in place: a SIGKILL during `torch.save` leaves a truncated
+#      `N.state` that `--auto_resume` then picks and fails on. We write `<file>.tmp` and rename.
+#    - resuming restarts the interrupted epoch from its first batch and does not restore the RNGs, so a
+#      resumed run sees other batches / flips than an uninterrupted one. The training state now also holds
+#      the python / numpy / torch (/ CUDA) RNG states, and on resume the train sampler skips the batches the
+#      interrupted epoch already consumed. With num_worker_per_gpu: 0 the resumed run is bit-exact; with
+#      workers, their augmentation RNG restarts from BasicSR's per-worker seed (batches are still exact).
+# ----------------------------------------------------------------------------------------------------------
+_TRAIN = {}
+
+
+def _atomic_torch_save(obj, path):
+    import torch
+    tmp = path + '.tmp'
+    torch.save(obj, tmp)
+    with open(tmp, 'rb') as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _rng_state():
+    import random
+
+    import numpy as np
+    import torch
+    state = {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state):
+    import random
+
+    import numpy as np
+    import torch
+    random.setstate(state['python'])
+    np.random.set_state(state['numpy'])
+    torch.set_rng_state(state['torch'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+class _SkipOnceSampler:
+    """Wraps BasicSR's EnlargedSampler: the first epoch after a resume skips already-consumed indices."""
+
+    def __init__(self, sampler):
+        self.sampler, self.skip = sampler, 0
+
+    def __iter__(self):
+        it = iter(self.sampler)
+        skip, self.skip = self.skip, 0
+        for _ in range(skip):
+            next(it, None)
+        return it
+
+    def __len__(self):
+        return len(self.sampler)
+
+    def set_epoch(self, epoch):
+        self.sampler.set_epoch(epoch)
+
+
+def patch_exact_resume():
+    if 'exact_resume' in _APPLIED:
+        return
+    import basicsr.train as btrain
+    from basicsr.models import base_model
+    from basicsr.utils.dist_util import master_only
+    BaseModel = base_model.BaseModel
+    orig_loaders = btrain.create_train_val_dataloader
+
+    def create_train_val_dataloader(opt, logger):
+        result = list(orig_loaders(opt, logger))
+        train_loader = result[0]
+        if train_loader is not None and train_loader.sampler is not None:
+            wrapped = _SkipOnceSampler(result[1])
+            # the DataLoader froze its batch_sampler around the original sampler: point it at the wrapper
+            train_loader.batch_sampler.sampler = wrapped
+            result[1] = wrapped
+            _TRAIN.update(loader=train_loader, sampler=wrapped)
+        return tuple(result)
+
+    btrain.create_train_val_dataloader = create_train_val_dataloader
+
+    @master_only
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        current_iter = 'latest' if current_iter == -1 else current_iter
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        save = {}
+        for n, k in zip(nets, keys):
+            sd = self.get_bare_model(n).state_dict()
+            save[k] = {(key[7:] if key.startswith('module.') else key): v.cpu() for key, v in sd.items()}
+        _atomic_torch_save(save, os.path.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'))
+
+    @master_only
+    def save_training_state(self, epoch, current_iter):
+        if current_iter == -1:
+            return
+        state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
+                 'schedulers': [s.state_dict() for s in self.schedulers], 'rng': _rng_state()}
+        _atomic_torch_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    orig_resume = BaseModel.resume_training
+
+    def resume_training(self, resume_state):
+        orig_resume(self, resume_state)
+        if 'rng' in resume_state:
+            _set_rng_state(resume_state['rng'])
+        loader, sampler = _TRAIN.get('loader'), _TRAIN.get('sampler')
+        if loader is not None:
+            done = resume_state['iter'] - resume_state['epoch'] * len(loader)  # batches of this epoch already used
+            sampler.skip = max(0, done) * loader.batch_size
+
+    BaseModel.save_network = save_network
+    BaseModel.save_training_state = save_training_state
+    BaseModel.resume_training = resume_training
+    _APPLIED.add('exact_resume')
+
+
 def apply_pre_import():
     """Patches that must exist before basicsr is imported."""
     patch_functional_tensor()
@@ -215,6 +336,7 @@ def apply_post_import():
     patch_dist()
     patch_resume()
     patch_collate()
+    patch_exact_resume()
 
 
 def applied():

@@ -6,13 +6,16 @@
   3. validate every LMDB                                          datasets_prep/validate.py
   4. train a small LLV-FSR with BasicSR's pipeline                  basicsr train -opt options/demo/...
   5. test it (PSNR/SSIM, SR images)                                 basicsr test -opt options/demo/...
-  6. demo_out/comparison.png (LR | bicubic | LLV-FSR | HR) and demo_out/summary.md
+  6. paper-style report: table, identity-distance chart, grid       llvfsr-report -> demo_out/report/
+  7. inference on new faces, priors computed on the fly             llvfsr-infer  -> demo_out/infer/
+  8. demo_out/comparison.png (LR | bicubic | LLV-FSR | HR) and demo_out/summary.md
 
 Run from the repository root: `make demo` (installs first) or `.venv/bin/python scripts/demo.py`.
 """
 import argparse
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -44,30 +47,42 @@ def main(argv=None):
     t0 = time.time()
     py = sys.executable
     if args.fresh:
-        import shutil
         shutil.rmtree(OUT, ignore_errors=True)
         shutil.rmtree(os.path.join('experiments', NAME), ignore_errors=True)
 
-    step('1/6 HR -> LR x8 LMDBs from the bundled faces')
+    step('1/8 HR -> LR x8 LMDBs from the bundled faces')
     run([py, 'datasets_prep/make_dataset.py', '--hr-dir', f'{DEMO}/images', '--split-csv', f'{DEMO}/index.csv',
          '--out', f'{OUT}/data', '--scales', '8', '--hr-size', '128'])
-    step('2/6 priors from the LR faces (offline: FaceMesh mask+depth, caption files (oracle), MiniLM)')
+    step('2/8 priors from the LR faces (offline: FaceMesh mask+depth, caption files (oracle), MiniLM)')
     run([py, 'datasets_prep/extract_priors.py', '--root', f'{OUT}/data', '--scales', '8', '--text-dir', f'{DEMO}/text'])
-    step('3/6 validate')
+    step('3/8 validate')
     run([py, 'datasets_prep/validate.py', '--root', f'{OUT}/data'])
-    step('4/6 train (BasicSR pipeline)')
+    step('4/8 train (BasicSR pipeline)')
     train = [py, '-m', 'llvfsr_plugin', 'train', '-opt', TRAIN_OPT]
     if os.path.isdir(os.path.join('experiments', NAME, 'training_states')):
         train.append('--auto_resume')
     if args.iters:
         train += ['--force_yml', f'train:total_iter={args.iters}']
     run(train)
-    step('5/6 test')
+    step('5/8 test')
     run([py, '-m', 'llvfsr_plugin', 'test', '-opt', TEST_OPT])
-    step('6/6 comparison picture')
+    sr_dir = os.path.join('results', NAME, 'visualization', 'demo_val')
+    step('6/8 evaluation report (PSNR, SSIM, LPIPS, NIQE, identity distance)')
+    run([py, '-m', 'llvfsr_plugin.report', '--hr', f'{OUT}/data/val/hr.lmdb', '--lr', f'{OUT}/data/val/lr_x8.lmdb',
+         '--scale', '8', '--method', f'LLV-FSR={sr_dir}', '--out', f'{OUT}/report'])
+    step('7/8 inference on faces given as HR files (degraded, priors on the fly)')
+    import csv
+    val = [r['celebahq_idx'] for r in csv.DictReader(open(f'{DEMO}/index.csv')) if r['split'] == 'val'][:4]
+    os.makedirs(f'{OUT}/infer_in', exist_ok=True)
+    for k in val:
+        shutil.copy(f'{DEMO}/images/{k}.jpg', f'{OUT}/infer_in/{k}.jpg')
+    run([py, '-m', 'llvfsr_plugin.infer', '-opt', TEST_OPT, '--input', f'{OUT}/infer_in', '--from-hr', '--lr-size',
+         '16', '--text-dir', f'{DEMO}/text', '--out', f'{OUT}/infer', '--grid'])
+    step('8/8 comparison picture')
     summary = make_comparison()
     print(summary)
-    print(f'\ndemo finished in {time.time() - t0:.0f} s; see {OUT}/comparison.png and {OUT}/summary.md')
+    print(f'\ndemo finished in {time.time() - t0:.0f} s; see {OUT}/comparison.png, {OUT}/summary.md, '
+          f'{OUT}/report/report.md and {OUT}/infer/grid.png')
 
 
 def make_comparison(n_faces=6):

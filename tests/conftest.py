@@ -88,6 +88,15 @@ def write_yaml(path, opt):
     return str(path)
 
 
+def tamper(lmdb_path, key, value=None):
+    """Delete `key` from an LMDB (value None) or overwrite it with raw bytes, behind the writers' back."""
+    import lmdb
+    env = lmdb.open(lmdb_path)
+    with env.begin(write=True) as txn:
+        txn.delete(key.encode()) if value is None else txn.put(key.encode(), value)
+    env.close()
+
+
 def run_cli(args, cwd, timeout=600, env=None, check=True):
     """Run `python -m llvfsr_plugin ...` (the same entry as the `basicsr` console script)."""
     e = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))

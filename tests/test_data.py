@@ -2,12 +2,11 @@
 import os
 import shutil
 
-import lmdb
 import numpy as np
 import pytest
 import torch
 
-from conftest import DEMO, dataset_opt, demo_keys
+from conftest import DEMO, dataset_opt, demo_keys, tamper
 from llvfsr_plugin.data.prior_paired_dataset import DatasetOptionError, PriorPairedDataset, augment_arrays
 from llvfsr_plugin.prep.images import decode_png, degrade, read_rgb
 from llvfsr_plugin.prep.pipeline import hr_path, lr_path, prior_path, validate
@@ -59,14 +58,8 @@ def _copy(root, tmp_path):
 def test_validate_catches_deleted_key_and_wrong_shape(tiny_root, tmp_path):
     root = _copy(tiny_root, tmp_path)
     key = demo_keys('val', 4)[1]
-    env = lmdb.open(prior_path(root, 'val', 8, 'depth'))
-    with env.begin(write=True) as txn:
-        txn.delete(key.encode())
-    env.close()
-    env = lmdb.open(prior_path(root, 'val', 8, 'mask'))
-    with env.begin(write=True) as txn:
-        txn.put(key.encode(), encode_record({'labels': np.zeros((32, 32), np.uint8)}))
-    env.close()
+    tamper(prior_path(root, 'val', 8, 'depth'), key)
+    tamper(prior_path(root, 'val', 8, 'mask'), key, encode_record({'labels': np.zeros((32, 32), np.uint8)}))
     problems = validate(root, verbose=False)
     assert any('depth.lmdb: 1 key(s) missing' in p and key in p for p in problems), problems
     assert any('mask.lmdb' in p and 'inconsistent' in p for p in problems), problems
@@ -117,10 +110,7 @@ def test_dataset_start_up_errors(tiny_root, tmp_path):
         PriorPairedDataset(dict(base, prior_roots=roots, scale=8))
     root = _copy(tiny_root, tmp_path)
     key = demo_keys('train', 8)[2]
-    env = lmdb.open(prior_path(root, 'train', 8, 'caption'))
-    with env.begin(write=True) as txn:
-        txn.delete(key.encode())
-    env.close()
+    tamper(prior_path(root, 'train', 8, 'caption'), key)
     with pytest.raises(DatasetOptionError, match=rf"1 image key\(s\) missing in prior store .*caption.lmdb.*'{key}'"):
         PriorPairedDataset(dict(dataset_opt(root, 'train'), phase='train', scale=8))
 

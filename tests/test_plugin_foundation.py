@@ -6,8 +6,6 @@ import re
 import subprocess
 import sys
 
-import pytest
-import torch
 
 from conftest import ROOT, dataset_opt, run_cli, train_opt, write_yaml
 

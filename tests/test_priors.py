@@ -9,16 +9,15 @@ import sys
 import threading
 import time
 
-import cv2
 import numpy as np
 import pytest
 
 from conftest import DEMO, ROOT, demo_keys
-from llvfsr_plugin.prep.images import decode_png, degrade, read_rgb
-from llvfsr_plugin.prep.pipeline import extract_priors, lr_path, prior_path, validate
+from llvfsr_plugin.prep.images import degrade, read_rgb
+from llvfsr_plugin.prep.pipeline import extract_priors, prior_path, validate
 from llvfsr_plugin.priors.base import PriorModelUnavailable, Sample, build_extractor
 from llvfsr_plugin.priors.record import MASK_LABELS
-from llvfsr_plugin.priors.store import PriorStore, Store
+from llvfsr_plugin.priors.store import PriorStore
 from llvfsr_plugin.priors.text import ChatDescriber, build_text_encoder, text_embedding_similarity
 import tiny_models
 

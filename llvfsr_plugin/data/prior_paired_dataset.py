@@ -6,6 +6,7 @@ Options (YAML `datasets: train:`):
     filename_tmpl: '{}'                 # folders: lq name template, as in PairedImageDataset
     priors: [caption, description, mask, depth]   # any subset; [] for baselines
     prior_roots: {caption: path.lmdb, ...}        # one store per prior (LMDB dir or folder of .llvp)
+    prior_extractors: {mask: facemesh, ...}       # optional: refuse stores made by another extractor
     use_hflip / use_rot: augment LR, HR, mask and depth identically (text is unchanged)
     scale: filled in by BasicSR from the top-level `scale`
 Returns `lq`, `gt` (float [3, H, W], RGB, [0, 1]), `lq_path`, `gt_path` and the prior tensors named by
@@ -94,8 +95,13 @@ class PriorPairedDataset(data.Dataset):
     # ------------------------------------------------------------------------------------ start-up checks
     def _check_consistency(self):
         keyset = set(self.keys)
+        expect = dict(self.opt.get('prior_extractors') or {})
         for p, store in self.stores.items():
             meta = store.meta
+            if p in expect and meta.get('extractor') != expect[p]:
+                raise DatasetOptionError(f'{self.where}: {store.path} was made by extractor '
+                                         f'{meta.get("extractor")!r}, but `prior_extractors.{p}` asks for '
+                                         f'{expect[p]!r}; point prior_roots.{p} at a store made by it')
             if meta.get('prior') != p:
                 raise DatasetOptionError(f'{self.where}: {store.path} holds prior {meta.get("prior")!r}, '
                                          f'but `prior_roots.{p}` points at it')

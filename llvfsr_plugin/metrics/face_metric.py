@@ -93,8 +93,9 @@ def niqe_params_mat():
 
 
 @METRIC_REGISTRY.register()
-def calculate_niqe_pyiqa(img, crop_border=0, test_y_channel=True, **kwargs):
-    """NIQE (no reference; lower is better) of the SR image, pyiqa's implementation with basicsr's params."""
+def calculate_niqe_pyiqa(img, img2=None, crop_border=0, test_y_channel=True, **kwargs):
+    """NIQE (no reference: `img2` is ignored; lower is better) of the SR image, pyiqa's implementation with
+    basicsr's parameters."""
     key = ('niqe', crop_border, test_y_channel)
     if key not in _MODELS:
         from pyiqa.archs.niqe_arch import NIQE

@@ -52,6 +52,21 @@ class LLVFSRModel(SRModel):
         super().__init__(opt)
         self.prior_keys = prior_batch_keys(self.prior_names)
 
+    def load_network(self, net, load_path, strict=True, param_key='params'):
+        """BasicSR's load_network, but a checkpoint of a network with other options fails with one message
+        listing the differing parameters (instead of a state_dict traceback)."""
+        if strict:
+            from llvfsr_plugin.utils.checkpoint import checkpoint_mismatch
+            state = torch.load(load_path, map_location='cpu', weights_only=True)
+            key = param_key if param_key in state else 'params'
+            sd = {k[7:] if k.startswith('module.') else k: v for k, v in state[key].items()}
+            problems = checkpoint_mismatch(self.get_bare_model(net).state_dict(), sd)
+            if problems:
+                raise PriorOptionError(f'{load_path} was trained with other network options than network_g:\n  '
+                                       + '\n  '.join(problems) + '\n  Use the option file it was trained with, '
+                                       'or set path.strict_load_g: false to load what matches.')
+        super().load_network(net, load_path, strict, param_key)
+
     def feed_data(self, data):
         super().feed_data(data)
         self.priors = {k: data[k].to(self.device) for k in self.prior_keys if k in data}

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from llvfsr_plugin.priors.base import Sample
 from llvfsr_plugin.priors.record import NUM_MASK_CLASSES, RecordError, check_arrays, decode_record
-from llvfsr_plugin.priors.store import PriorStore, PriorWriter, Store, Writer
+from llvfsr_plugin.priors.store import PriorStore, PriorWriter, Store
 from .images import BadImage, ImageLMDBWriter, decode_png, degrade, read_rgb
 
 BATCH = 32  # records per LMDB transaction (a kill loses at most one uncommitted batch)

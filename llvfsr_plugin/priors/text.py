@@ -334,7 +334,7 @@ class ChatDescriber:
 
 
 class HFVLMDescriber:
-    """A local transformers vision-language model (`AutoModelForImageTextToText`, e.g. Qwen2-VL) as the
+    """A local transformers vision-language model (`AutoModelForImageTextToText`, such as Qwen2-VL) as the
     describer, with the paper's prompt through the model's chat template."""
 
     def __init__(self, model, device=None, dtype='auto', max_new_tokens=120, prompt=PAPER_DESCRIPTION_PROMPT,
@@ -403,7 +403,7 @@ class _FileSource:
 
 
 class FileTextPrior(TextPrior):
-    """Text read from dataset files (`<text_dir>/<key>.txt`, or Sample.text_file). Oracle: the files were
+    """Text read from dataset files (`<text_dir>/<key>.txt`; ORACLE). The files were
     written from the HR image's annotations."""
 
     oracle = True

@@ -1,0 +1,242 @@
+#!/usr/bin/env python
+"""Speed and memory of LLV-FSR and baselines, in one process with one setting (results: markdown + JSON).
+
+  python benchmarks/bench_speed.py --quick            # < 5 min on 2 cores: x8 only, fewer repeats
+  python benchmarks/bench_speed.py --json bench.json  # the full run (x8 and x16)
+
+Measures, per network: params, FLOPs (torch.utils.flop_counter), forward ms/face at batch 1 and 16,
+train-step ms at batch 8 (L1 + Adam), peak RSS growth; ratios against the first row; LLV-FSR's achieved
+GFLOP/s next to this machine's fp32 matmul GFLOP/s; channels_last / bf16 / torch.compile variants of the
+LLV-FSR forward; PriorPairedDataset samples/s with 0/1/2 workers vs the train step; end-to-end inference
+ms/face (offline priors + network).
+"""
+import argparse
+import gc
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(HERE, 'benchmarks'))
+
+import llvfsr_plugin  # noqa: E402,F401
+from basicsr.archs import build_network  # noqa: E402
+from arch_cost import fake_priors  # noqa: E402
+
+
+def nets(scale):
+    yield 'LLV-FSR (default)', dict(type='LLVFSRArch', scale=scale), True
+    yield 'Model 1 (no priors)', dict(type='LLVFSRArch', scale=scale, priors=[]), False
+    yield 'Model 2 (concat)', dict(type='LLVFSRArch', scale=scale, fusion='concat'), True
+    yield 'EDSR (16 blocks, 64 ch)', dict(type='EDSR', num_in_ch=3, num_out_ch=3, num_feat=64, num_block=16,
+                                          upscale=scale, res_scale=1, img_range=255.), False
+    yield 'RCAN (10x20, 64 ch)', dict(type='RCAN', num_in_ch=3, num_out_ch=3, num_feat=64, num_group=10,
+                                      num_block=20, squeeze_factor=16, upscale=scale, res_scale=1, img_range=255.), False
+    yield 'SwinIR (4x6, 60 ch)', dict(type='SwinIR', upscale=scale, in_chans=3, img_size=256 // scale, window_size=8,
+                                      img_range=1., depths=[6] * 4, embed_dim=60, num_heads=[6] * 4, mlp_ratio=2,
+                                      upsampler='pixelshuffle', resi_connection='1conv'), False
+
+
+def timeit(fn, repeats, warmup=1):
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return sorted(ts)[len(ts) // 2]
+
+
+def rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_net(opt, with_priors, scale, repeats, quick):
+    from torch.utils.flop_counter import FlopCounterMode
+    net = build_network(dict(opt)).eval()
+    lr = 256 // scale
+    call = (lambda x, p: net(x, p)) if with_priors else (lambda x, p: net(x))
+    x1, p1 = torch.rand(1, 3, lr, lr), fake_priors(1)
+    with torch.no_grad():
+        fc = FlopCounterMode(display=False)
+        with fc:
+            call(x1, p1)
+        flops = fc.get_total_flops()
+        t1 = timeit(lambda: call(x1, p1), repeats)
+        x16, p16 = torch.rand(16, 3, lr, lr), fake_priors(16)
+        t16 = timeit(lambda: call(x16, p16), max(1, repeats // 3)) / 16 if not quick else float('nan')
+    net.train()
+    opt_ = torch.optim.Adam(net.parameters(), 2e-4, betas=(0.9, 0.99), eps=1e-8)
+    x8, p8, gt = torch.rand(8, 3, lr, lr), fake_priors(8), torch.rand(8, 3, 256, 256)
+    rss0 = rss_mb()
+
+    def step():
+        opt_.zero_grad()
+        torch.nn.functional.l1_loss(call(x8, p8), gt).backward()
+        opt_.step()
+    ts = timeit(step, max(1, repeats // 2))
+    return {'params_M': sum(p.numel() for p in net.parameters()) / 1e6, 'GFLOPs': flops / 1e9, 'fwd_b1_ms': t1 * 1e3,
+            'fwd_b16_ms_per_face': t16 * 1e3, 'train_b8_ms': ts * 1e3, 'peak_rss_growth_MB': rss_mb() - rss0,
+            'achieved_GFLOPs_per_s': flops / 1e9 / t1}
+
+
+def matmul_gflops(n=1024, repeats=10):
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    t = timeit(lambda: a @ b, repeats, warmup=2)
+    return 2 * n ** 3 / t / 1e9
+
+
+def variants(scale, repeats):
+    """LLV-FSR forward (batch 1) with channels_last, bf16 autocast, torch.compile."""
+    out = {}
+    net = build_network(dict(type='LLVFSRArch', scale=scale)).eval()
+    x, p = torch.rand(1, 3, 256 // scale, 256 // scale), fake_priors(1)
+    with torch.no_grad():
+        out['fp32'] = timeit(lambda: net(x, p), repeats) * 1e3
+        net_cl = net.to(memory_format=torch.channels_last)
+        xc = x.to(memory_format=torch.channels_last)
+        out['channels_last'] = timeit(lambda: net_cl(xc, p), repeats) * 1e3
+        net = net.to(memory_format=torch.contiguous_format)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out['bf16_autocast'] = timeit(lambda: net(x, p), repeats) * 1e3
+        try:
+            t = time.perf_counter()
+            cnet = torch.compile(net)
+            cnet(x, p)
+            out['compile_time_s'] = time.perf_counter() - t
+            out['torch_compile'] = timeit(lambda: cnet(x, p), repeats) * 1e3
+        except Exception as e:  # no compiler toolchain etc.
+            out['torch_compile'] = f'failed: {type(e).__name__}: {str(e)[:120]}'
+    return out
+
+
+def loader_speed(root, workers_list, seconds=6):
+    from basicsr.data import build_dataloader, build_dataset
+    sys.path.insert(0, os.path.join(HERE, 'tests'))
+    from conftest import dataset_opt
+    out = {}
+    for w in workers_list:
+        opt = dict(dataset_opt(root, 'train'), phase='train', scale=8, num_worker_per_gpu=w, batch_size_per_gpu=8,
+                   dataset_enlarge_ratio=50)
+        dl = build_dataloader(build_dataset(opt), opt, num_gpu=0, dist=False, sampler=None, seed=0)
+        n, t = 0, time.perf_counter()
+        for b in dl:
+            n += b['lq'].shape[0]
+            if time.perf_counter() - t > seconds:
+                break
+        out[w] = n / (time.perf_counter() - t)
+        del dl
+        gc.collect()
+    return out
+
+
+def build_tiny_root(tmp):
+    from llvfsr_plugin.prep.pipeline import extract_priors, make_image_lmdbs
+    from llvfsr_plugin.priors.base import build_extractor
+    demo = os.path.join(HERE, 'demo_data', 'celebahq_demo')
+    import csv
+    keys = [r['celebahq_idx'] for r in csv.DictReader(open(f'{demo}/index.csv')) if r['split'] == 'train'][:16]
+    root = os.path.join(tmp, 'data')
+    make_image_lmdbs({'train': [(k, f'{demo}/images/{k}.jpg') for k in keys]}, root, [8], 256)
+    t = time.perf_counter()
+    ex = {'caption': build_extractor('caption', 'file', text_dir=f'{demo}/text', policy='first'),
+          'description': build_extractor('description', 'file', text_dir=f'{demo}/text', policy='all'),
+          'mask': build_extractor('mask', 'facemesh'), 'depth': build_extractor('depth', 'facemesh')}
+    extract_priors(root, ['train'], [8], ex)
+    return root, ex, len(keys) / (time.perf_counter() - t)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--quick', action='store_true')
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--json', default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault('GLOG_minloglevel', '2')
+    scales = [8] if args.quick else [8, 16]
+    repeats = 3 if args.quick else 7
+    res = {'date': time.strftime('%Y-%m-%d'), 'threads': args.threads, 'torch': torch.__version__,
+           'cpu': next((ln.split(':')[1].strip() for ln in open('/proc/cpuinfo') if ln.startswith('model name')), '?'),
+           'matmul_fp32_GFLOPs_per_s': matmul_gflops(), 'nets': {}}
+    for scale in scales:
+        rows = {}
+        for name, opt, pri in nets(scale):
+            if args.quick and name.startswith(('RCAN', 'SwinIR')):
+                continue
+            rows[name] = bench_net(opt, pri, scale, repeats, args.quick)
+            print(f'x{scale} {name}: ' + ', '.join(f'{k}={v:.2f}' for k, v in rows[name].items()), flush=True)
+        res['nets'][f'x{scale}'] = rows
+    res['llvfsr_variants_x8_ms'] = variants(8, repeats)
+    print('variants', res['llvfsr_variants_x8_ms'], flush=True)
+    tmp = tempfile.mkdtemp()
+    try:
+        root, ex, prep_fps = build_tiny_root(tmp)
+        res['offline_prep_priors_faces_per_s'] = prep_fps
+        res['loader_samples_per_s'] = loader_speed(root, [0] if args.quick else [0, 1, 2])
+        res['train_step_samples_per_s_x8'] = 8 / (res['nets']['x8']['LLV-FSR (default)']['train_b8_ms'] / 1e3)
+        from llvfsr_plugin.prep.images import decode_png
+        from llvfsr_plugin.priors.base import Sample
+        from llvfsr_plugin.priors.record import arrays_to_tensors
+        from llvfsr_plugin.priors.store import Store
+        from llvfsr_plugin.data.prior_paired_dataset import PriorPairedDataset
+        lr_s = Store(f'{root}/train/lr_x8.lmdb')
+        keys = lr_s.keys()[:8]
+        net = build_network(dict(type='LLVFSRArch', scale=8)).eval()
+        t = time.perf_counter()
+        t_pri = 0
+        for k in keys:  # end-to-end: priors from the LR face, then the network, one face at a time
+            s = Sample(k, decode_png(lr_s.get_bytes(k)), f'{HERE}/demo_data/celebahq_demo/text/{k}.txt')
+            tp = time.perf_counter()
+            item = {'lq': torch.from_numpy(s.lr).permute(2, 0, 1).float() / 255}
+            for p, e in ex.items():
+                item.update(arrays_to_tensors(p, e.extract([s])[0][0]))
+            t_pri += time.perf_counter() - tp
+            b = PriorPairedDataset.collate_fn([item])
+            with torch.no_grad():
+                net(b.pop('lq'), b)
+        res['e2e_inference_ms_per_face'] = (time.perf_counter() - t) / len(keys) * 1e3
+        res['e2e_priors_ms_per_face'] = t_pri / len(keys) * 1e3
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(render(res))
+    if args.json:
+        json.dump(res, open(args.json, 'w'), indent=1, default=str)
+
+
+def render(res):
+    lines = [f"{res['date']}, {res['cpu']}, {res['threads']} threads, torch {res['torch']}; "
+             f"fp32 matmul {res['matmul_fp32_GFLOPs_per_s']:.0f} GFLOP/s", '']
+    for scale, rows in res['nets'].items():
+        first = next(iter(rows.values()))
+        lines += [f'**{scale}** (ratios vs LLV-FSR)', '',
+                  '| network | params (M) | GFLOPs | fwd b1 (ms) | fwd b16 (ms/face) | train b8 (ms) | peak RSS + (MB) |',
+                  '|---|---|---|---|---|---|---|']
+        for n, r in rows.items():
+            lines.append(f"| {n} | {r['params_M']:.2f} | {r['GFLOPs']:.2f} | {r['fwd_b1_ms']:.0f} "
+                         f"({r['fwd_b1_ms'] / first['fwd_b1_ms']:.2f}x) | {r['fwd_b16_ms_per_face']:.0f} | "
+                         f"{r['train_b8_ms']:.0f} ({r['train_b8_ms'] / first['train_b8_ms']:.2f}x) | "
+                         f"{r['peak_rss_growth_MB']:.0f} |")
+        lines.append('')
+    r = res['nets']['x8']['LLV-FSR (default)']
+    lines.append(f"LLV-FSR x8 forward achieves {r['achieved_GFLOPs_per_s']:.1f} GFLOP/s = "
+                 f"{r['achieved_GFLOPs_per_s'] / res['matmul_fp32_GFLOPs_per_s']:.0%} of fp32 matmul.")
+    lines.append(f"LLV-FSR x8 forward variants (ms): {res['llvfsr_variants_x8_ms']}")
+    lines.append(f"PriorPairedDataset samples/s by workers: "
+                 f"{ {k: round(v) for k, v in res['loader_samples_per_s'].items()} } vs train step "
+                 f"{res['train_step_samples_per_s_x8']:.1f} samples/s")
+    lines.append(f"offline prior prep (all four priors, 256 px HR, x8): {res['offline_prep_priors_faces_per_s']:.1f} faces/s; "
+                 f"end-to-end inference {res['e2e_inference_ms_per_face']:.0f} ms/face, of which priors "
+                 f"{res['e2e_priors_ms_per_face']:.0f} ms")
+    return '\n'.join(lines)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,69 @@
+"""Command-line selection of prior extractors, shared by datasets_prep/extract_priors.py and llvfsr-infer."""
+import sys
+
+from .base import EXTRACTORS, PriorModelUnavailable, build_extractor
+from .record import PRIOR_NAMES, TEXT_PRIORS
+
+DEFAULTS = {'caption': ('file', {'policy': 'first'}), 'description': ('file', {'policy': 'all'}),
+            'mask': ('facemesh', {}), 'depth': ('facemesh', {})}
+
+
+def parse_kv(pairs, flag):
+    """['k=v', ...] -> {k: v} with ints, floats, true/false/none converted."""
+    out = {}
+    for p in pairs or []:
+        if '=' not in p:
+            sys.exit(f'{flag}: expected KEY=VALUE, got {p!r}')
+        k, v = p.split('=', 1)
+        for cast in (int, float):
+            try:
+                v = cast(v)
+                break
+            except ValueError:
+                pass
+        out[k] = {'true': True, 'false': False, 'none': None}.get(v, v) if isinstance(v, str) else v
+    return out
+
+
+def extractor_help():
+    from . import maps, text  # noqa: F401  (fill the registry)
+    lines = ['extractors (choose with --<prior> NAME, options with --<prior>-opt KEY=VALUE ...):']
+    for (prior, name), cls in sorted(EXTRACTORS.items()):
+        src = getattr(cls, 'source_cls', None)
+        docs = [cls.__dict__.get('__doc__'), src.__doc__ if src else None] + [c.__doc__ for c in cls.__mro__]
+        doc = ' '.join(next((d for d in docs if d), '').split())
+        lines.append(f'  {prior:12s} {name:15s} {doc.split(". ")[0].rstrip(".")}')
+    lines.append('  text encoders (--text-encoder): minilm (offline, 384-d) | clip-hf (model=ID_OR_PATH) | '
+                 'open_clip (model=ViT-B-32 pretrained=TAG_OR_PATH)')
+    return '\n'.join(lines)
+
+
+def add_extractor_args(ap):
+    for p in PRIOR_NAMES:
+        ap.add_argument(f'--{p}', default=DEFAULTS[p][0], help=f'{p} extractor (default: {DEFAULTS[p][0]})')
+        ap.add_argument(f'--{p}-opt', nargs='*', default=None, metavar='KEY=VALUE', help=f'{p} extractor options')
+    ap.add_argument('--text-encoder', default='minilm', help='minilm | clip-hf | open_clip (default: minilm)')
+    ap.add_argument('--text-encoder-opt', nargs='*', default=None, metavar='KEY=VALUE')
+    ap.add_argument('--text-dir', default=None, help='folder of <key>.txt for the `file` text extractors (oracle)')
+
+
+def build_extractors(args, priors):
+    """{prior: extractor} from parsed args; exits with one message if a model or input is unavailable."""
+    enc_opts = parse_kv(args.text_encoder_opt, '--text-encoder-opt')
+    extractors = {}
+    try:
+        for p in priors:
+            name = getattr(args, p)
+            opts = dict(DEFAULTS[p][1]) if name == DEFAULTS[p][0] else {}
+            opts.update(parse_kv(getattr(args, f'{p}_opt'), f'--{p}-opt'))
+            if p in TEXT_PRIORS:
+                opts.update(encoder=args.text_encoder, encoder_opts=enc_opts)
+                if name == 'file':
+                    if not args.text_dir:
+                        sys.exit(f'--{p} file needs --text-dir (a folder of <key>.txt); or choose a model with '
+                                 f'--{p} blip2 / openai / hf-vlm')
+                    opts.setdefault('text_dir', args.text_dir)
+            extractors[p] = build_extractor(p, name, **opts)
+    except (PriorModelUnavailable, KeyError, ImportError) as e:
+        sys.exit(f'[priors] {e}')
+    return extractors
