@@ -101,11 +101,13 @@ def main(argv=None):
 def user_errors():
     """Errors that are about the user's options or data: one message, no traceback wall."""
     from llvfsr_plugin.data.prior_paired_dataset import DatasetOptionError
+    from llvfsr_plugin.metrics.face_metric import MetricUnavailable
     from llvfsr_plugin.models.llvfsr_model import PriorOptionError
     from llvfsr_plugin.options import OptionFileError
     from llvfsr_plugin.priors.base import PriorModelUnavailable
     from llvfsr_plugin.priors.record import RecordError
-    return (OptionFileError, DatasetOptionError, PriorOptionError, RecordError, PriorModelUnavailable)
+    return (OptionFileError, DatasetOptionError, PriorOptionError, RecordError, PriorModelUnavailable,
+            MetricUnavailable)
 
 
 if __name__ == '__main__':

@@ -62,3 +62,17 @@ def test_identity_distance(faces):
     gray = np.full_like(a, 127)  # no face: must not crash, must be counted
     d = calculate_identity_distance(gray, a)
     assert np.isfinite(d) and ID_STATS['face_not_found'] == before['face_not_found'] + 1
+
+
+def test_unavailable_metric_fails_at_start_up(tiny_root, tmp_path):
+    """LPIPS without its AlexNet weights: `basicsr test` stops before the first image, in one line."""
+    from conftest import dataset_opt, run_cli, train_opt, write_yaml
+    _, backbone = lpips_weight_paths()
+    if os.path.isfile(backbone):
+        pytest.skip('AlexNet weights present: LPIPS is available here')
+    opt = train_opt(tiny_root, 'lp')
+    opt['datasets'] = {'test_1': dataset_opt(tiny_root, 'val')}
+    opt['val']['metrics']['lpips'] = {'type': 'calculate_lpips'}
+    r = run_cli(['test', '-opt', write_yaml(tmp_path / 't.yml', opt)], cwd=tmp_path, check=False)
+    assert r.returncode != 0 and 'LPIPS needs torchvision' in r.stderr and 'Traceback' not in r.stderr
+    assert 'Testing tiny_val' not in r.stdout + r.stderr

@@ -158,3 +158,16 @@ def calculate_identity_distance(img, img2, model_name='Dlib', detector_backend='
         logger.warning(f'identity distance: no face found in the {"SR" if not ok1 else "HR"} image; embedded the '
                        f'whole crop instead ({ID_STATS["face_not_found"]}/{ID_STATS["images"]} so far)')
     return float(1.0 - e1 @ e2 / (np.linalg.norm(e1) * np.linalg.norm(e2) + 1e-12))
+
+
+def probe_metrics(metric_opts):
+    """Load what the configured metrics need now, so a missing weight file fails at start-up, not at the
+    first validation hours into training. `metric_opts`: the YAML's `val.metrics` mapping."""
+    for name, m in (metric_opts or {}).items():
+        t = m.get('type')
+        if t == 'calculate_lpips':
+            lpips_model(m.get('net', 'alex'), m.get('version', '0.1'), m.get('random_backbone', False))
+        elif t == 'calculate_niqe_pyiqa':
+            niqe_params_mat()
+        elif t == 'calculate_identity_distance' and m.get('model_name', 'Dlib') == 'Dlib':
+            ensure_deepface_dlib_weights()

@@ -49,6 +49,9 @@ class LLVFSRModel(SRModel):
         self.prior_names = tuple(net_opt.get('priors', ())) if net_opt.get('type') == 'LLVFSRArch' else ()
         for name, ds_opt in opt.get('datasets', {}).items():
             check_network_against_priors(net_opt, ds_opt, name, _store_meta(ds_opt))
+        if opt.get('val'):
+            from llvfsr_plugin.metrics.face_metric import probe_metrics
+            probe_metrics(opt['val'].get('metrics'))
         super().__init__(opt)
         self.prior_keys = prior_batch_keys(self.prior_names)
 

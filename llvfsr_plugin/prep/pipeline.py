@@ -161,7 +161,8 @@ def extract_priors(root, splits, scales, extractors, text_dir=None, batch_size=1
                 os.makedirs(os.path.dirname(jobs[next(iter(jobs))][0]), exist_ok=True)
                 mains = {p: PriorWriter(o, m, fmt=fmt, overwrite=overwrite) for p, (o, m) in jobs.items()}
             _barrier()
-            done = {p: (mains[p].done if rank == 0 else set(Store.partial_keys(o + '.partial'))) for p, (o, _) in jobs.items()}
+            done = {p: mains[p].done if rank == 0 else set(Store.partial_keys(o + '.partial'))
+                    for p, (o, _) in jobs.items()}
             pending = [k for k in keys if any(k not in d for d in done.values())]
             if world > 1:
                 shard_keys = pending[rank::world]
