@@ -98,14 +98,20 @@ def variants(scale, repeats):
     out = {}
     net = build_network(dict(type='LLVFSRArch', scale=scale)).eval()
     x, p = torch.rand(1, 3, 256 // scale, 256 // scale), fake_priors(1)
+    def bf16():
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            return net(x, p)
+
     with torch.no_grad():
         out['fp32'] = timeit(lambda: net(x, p), repeats) * 1e3
         net_cl = net.to(memory_format=torch.channels_last)
         xc = x.to(memory_format=torch.channels_last)
         out['channels_last'] = timeit(lambda: net_cl(xc, p), repeats) * 1e3
         net = net.to(memory_format=torch.contiguous_format)
-        with torch.autocast('cpu', dtype=torch.bfloat16):
-            out['bf16_autocast'] = timeit(lambda: net(x, p), repeats) * 1e3
+        try:
+            out['bf16_autocast'] = timeit(bf16, repeats) * 1e3
+        except Exception as e:
+            out['bf16_autocast'] = f'failed: {type(e).__name__}: {str(e)[:120]}'
         try:
             t = time.perf_counter()
             cnet = torch.compile(net)

@@ -109,8 +109,9 @@ class ImageEncoder(nn.Module):
         self.body = nn.Sequential(nn.Conv2d(in_ch, dim, 3, padding=1), nn.GELU(), nn.Conv2d(dim, dim, 3, padding=1))
 
     def forward(self, x, size):
-        if x.shape[-2:] != size:
-            x = F.interpolate(x, size=size, mode='bilinear', align_corners=False, antialias=x.shape[-1] > size[-1])
+        if x.shape[-2:] != size:  # resized in fp32: antialiased resize has no bf16 kernel on CPU
+            x = F.interpolate(x.float(), size=size, mode='bilinear', align_corners=False,
+                              antialias=x.shape[-1] > size[-1]).to(x.dtype)
         return self.body(x)
 
 

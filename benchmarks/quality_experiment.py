@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""Real-face quality experiment: do the priors help? Same data, seed, network size and iteration budget for
+every row; bicubic, Model 1 (no priors), LLV-FSR with LR-derived priors only (FaceMesh mask + depth) and
+LLV-FSR + oracle text (captions/descriptions from the dataset files), optionally EDSR and Model 2.
+
+  python benchmarks/quality_experiment.py --iters 1500 --rows model1 llvfsr_lr llvfsr_oracle
+  python benchmarks/quality_experiment.py --quick   # 200 iterations, 200 train faces: a smoke run
+
+Data: ../shared/data/celebahq256 train -> val (the CelebA identity split), HR --hr-size (128: x8 = 16 px
+LR; 256: the paper's 32 px), priors from the LR faces with the offline extractors. Results: the report of
+llvfsr-report (PSNR, SSIM, NIQE, identity distance; LPIPS where its weights exist) plus each row's train
+minutes, in <out>/report/.
+"""
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+
+import yaml
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ALL = ['caption', 'description', 'mask', 'depth']
+
+
+def net(priors, fusion='lvpfb', scale=8):
+    return {'type': 'LLVFSRArch', 'scale': scale, 'num_feat': 32, 'num_blocks': 4, 'transformer_depth': 2,
+            'num_heads': 2, 'priors': priors, 'fusion': fusion, 'upsample': 'pixelshuffle', 'text_dim': 384,
+            'num_classes': 10}
+
+
+ROWS = {  # name: (label, network_g, dataset priors, model_type)
+    'model1': ('Model 1 (no priors)', net([]), [], 'LLVFSRModel'),
+    'llvfsr_lr': ('LLV-FSR, LR priors (mask+depth)', net(['mask', 'depth']), ['mask', 'depth'], 'LLVFSRModel'),
+    'llvfsr_oracle': ('LLV-FSR + oracle text', net(ALL), ALL, 'LLVFSRModel'),
+    'model2': ('Model 2 (concat) + oracle text', net(ALL, 'concat'), ALL, 'LLVFSRModel'),
+    'edsr': ('EDSR (16x64)', {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_block': 16,
+                              'upscale': 8, 'res_scale': 1, 'img_range': 255.}, [], 'SRModel'),
+}
+
+
+def prep(data_root, out, n_train, n_val, hr_size, scale):
+    from llvfsr_plugin.prep.pipeline import extract_priors, make_image_lmdbs
+    from llvfsr_plugin.priors.base import build_extractor
+    root = os.path.join(out, 'data')
+    rows = list(csv.DictReader(open(os.path.join(data_root, 'index.csv'))))
+    files = {s: [(r['celebahq_idx'], os.path.join(data_root, r['image'])) for r in rows if r['split'] == s][:n]
+             for s, n in (('train', n_train), ('val', n_val))}
+    make_image_lmdbs(files, root, [scale], hr_size)
+    text = os.path.join(data_root, 'text')
+    ex = {'caption': build_extractor('caption', 'file', text_dir=text, policy='first'),
+          'description': build_extractor('description', 'file', text_dir=text, policy='all'),
+          'mask': build_extractor('mask', 'facemesh'), 'depth': build_extractor('depth', 'facemesh')}
+    extract_priors(root, ['train', 'val'], [scale], ex, text_dir=text)
+    return root
+
+
+def dataset(root, split, priors, scale, model_type):
+    d = {'name': f'q_{split}', 'type': 'PriorPairedDataset' if model_type == 'LLVFSRModel' else 'PairedImageDataset',
+         'dataroot_gt': f'{root}/{split}/hr.lmdb', 'dataroot_lq': f'{root}/{split}/lr_x{scale}.lmdb',
+         'io_backend': {'type': 'lmdb'}}
+    if model_type == 'LLVFSRModel':
+        d.update(priors=priors, prior_roots={p: f'{root}/{split}/priors_x{scale}/{p}.lmdb' for p in priors})
+    if split == 'train':
+        d.update(use_hflip=True, use_rot=False, num_worker_per_gpu=1, batch_size_per_gpu=8, dataset_enlarge_ratio=1,
+                 prefetch_mode=None)
+        if model_type == 'SRModel':
+            d['gt_size'] = 10 ** 6  # whole faces (PairedImageDataset crops min(gt_size, size))
+    return d
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--data-root', default=os.path.join(HERE, '..', 'shared', 'data', 'celebahq256'))
+    ap.add_argument('--out', default=os.path.join(HERE, 'benchmarks', 'results', 'quality_x8'))
+    ap.add_argument('--train', type=int, default=1000)
+    ap.add_argument('--val', type=int, default=100)
+    ap.add_argument('--hr-size', type=int, default=128)
+    ap.add_argument('--iters', type=int, default=1500)
+    ap.add_argument('--rows', nargs='+', default=['model1', 'llvfsr_lr', 'llvfsr_oracle'], choices=list(ROWS))
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--quick', action='store_true')
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.train, args.val, args.iters = 200, 20, 200
+    os.environ.setdefault('GLOG_minloglevel', '2')
+    import llvfsr_plugin  # noqa: F401
+    scale = 8
+    os.makedirs(args.out, exist_ok=True)
+    t = time.time()
+    root = prep(os.path.abspath(args.data_root), args.out, args.train, args.val, args.hr_size, scale)
+    timing = {'prep_minutes': (time.time() - t) / 60}
+    methods = []
+    for row in args.rows:
+        label, net_g, priors, model_type = ROWS[row]
+        name = f'q_{row}'
+        base = {'name': name, 'model_type': model_type, 'scale': scale, 'num_gpu': 0, 'manual_seed': 0,
+                'network_g': net_g, 'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None}}
+        train = dict(base, datasets={'train': dataset(root, 'train', priors, scale, model_type)},
+                     train={'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 2e-4, 'weight_decay': 0,
+                                                        'betas': [0.9, 0.99], 'eps': 1e-8},
+                            'scheduler': {'type': 'MultiStepLR', 'milestones': [10 ** 9], 'gamma': 1.0},
+                            'total_iter': args.iters, 'warmup_iter': -1,
+                            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}},
+                     logger={'print_freq': 100, 'save_checkpoint_freq': 10 ** 9, 'use_tb_logger': False,
+                             'wandb': {'project': None, 'resume_id': None}})
+        test = dict(base, datasets={'test_1': dataset(root, 'val', priors, scale, model_type)},
+                    val={'save_img': True, 'suffix': None,
+                         'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': True}}})
+        test['path'] = dict(base['path'], pretrain_network_g=f'experiments/{name}/models/net_g_latest.pth')
+        for kind, o in (('train', train), ('test', test)):
+            with open(os.path.join(args.out, f'{name}_{kind}.yml'), 'w') as f:
+                yaml.safe_dump(o, f, sort_keys=False)
+        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+        t = time.time()
+        subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'train', '-opt', f'{name}_train.yml'], cwd=args.out,
+                       check=True, env=env, stdout=subprocess.DEVNULL)
+        timing[row] = {'label': label, 'train_minutes': (time.time() - t) / 60, 'iters': args.iters}
+        subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'test', '-opt', f'{name}_test.yml'], cwd=args.out,
+                       check=True, env=env, stdout=subprocess.DEVNULL)
+        methods += ['--method', f"{label}={args.out}/results/{name}/visualization/q_val"]
+        print(f'[quality] {label}: {timing[row]["train_minutes"]:.1f} min for {args.iters} iterations', flush=True)
+    subprocess.run([sys.executable, '-m', 'llvfsr_plugin.report', '--hr', f'{root}/val/hr.lmdb', '--lr',
+                    f'{root}/val/lr_x{scale}.lmdb', '--scale', str(scale), *methods, '--out',
+                    f'{args.out}/report'], check=True)
+    json.dump(timing, open(f'{args.out}/report/timing.json', 'w'), indent=1)
+    print(json.dumps(timing, indent=1))
+
+
+if __name__ == '__main__':
+    main()
