@@ -202,6 +202,7 @@ def extract_priors(root, splits, scales, extractors, text_dir=None, batch_size=1
                 bar.update(len(chunk))
             bar.close()
             dt = time.time() - t0
+            _report_skips(root, skips)  # every rank its own shard's (O_APPEND: lines do not interleave)
             if world > 1:
                 for w in writers.values():
                     w.kv.close()
@@ -215,7 +216,6 @@ def extract_priors(root, splits, scales, extractors, text_dir=None, batch_size=1
                     present = [k for k in keys if w.has(k)]
                     w.finalize(present)
                     written[prior] = len(present)
-                _report_skips(root, skips)
                 stats[(split, scale)] = {'faces': len(keys), 'seconds': dt, 'fallback': fallbacks,
                                          'written': written, 'skipped': len(skips)}
                 fb = ', '.join(f'{p} {n}/{len(shard_keys)}' for p, n in fallbacks.items()
