@@ -12,6 +12,7 @@ import time
 import llvfsr_plugin  # noqa: F401
 from llvfsr_plugin.prep.images import degrade, list_images, read_rgb
 from llvfsr_plugin.priors.base import Sample, build_extractor
+from llvfsr_plugin.priors.cli_args import default_extractors
 from llvfsr_plugin.priors.maps import FaceMeshRunner
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,8 +36,7 @@ def main(argv=None):
     paths = list_images(args.hr_dir)[:args.limit]
     hrs = {os.path.splitext(os.path.basename(p))[0]: read_rgb(p, allow_resize_to=args.hr_size) for p in paths}
     results = []
-    encoders = {'caption': build_extractor('caption', 'file', text_dir=text_dir, policy='first'),
-                'description': build_extractor('description', 'file', text_dir=text_dir, policy='all')}
+    encoders = default_extractors(text_dir, ['caption', 'description'])
     for scale in args.scales:
         samples = [Sample(k, degrade(hr, scale)) for k, hr in hrs.items()]
         lr = samples[0].lr.shape[0]

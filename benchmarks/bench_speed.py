@@ -145,16 +145,14 @@ def loader_speed(root, workers_list, seconds=6):
 
 def build_tiny_root(tmp):
     from llvfsr_plugin.prep.pipeline import extract_priors, make_image_lmdbs
-    from llvfsr_plugin.priors.base import build_extractor
+    from llvfsr_plugin.priors.cli_args import default_extractors
     demo = os.path.join(HERE, 'demo_data', 'celebahq_demo')
     import csv
     keys = [r['celebahq_idx'] for r in csv.DictReader(open(f'{demo}/index.csv')) if r['split'] == 'train'][:16]
     root = os.path.join(tmp, 'data')
     make_image_lmdbs({'train': [(k, f'{demo}/images/{k}.jpg') for k in keys]}, root, [8], 256)
     t = time.perf_counter()
-    ex = {'caption': build_extractor('caption', 'file', text_dir=f'{demo}/text', policy='first'),
-          'description': build_extractor('description', 'file', text_dir=f'{demo}/text', policy='all'),
-          'mask': build_extractor('mask', 'facemesh'), 'depth': build_extractor('depth', 'facemesh')}
+    ex = default_extractors(f'{demo}/text')
     extract_priors(root, ['train'], [8], ex)
     return root, ex, len(keys) / (time.perf_counter() - t)
 

@@ -43,17 +43,14 @@ ROWS = {  # name: (label, network_g, dataset priors, model_type)
 
 def prep(data_root, out, n_train, n_val, hr_size, scale):
     from llvfsr_plugin.prep.pipeline import extract_priors, make_image_lmdbs
-    from llvfsr_plugin.priors.base import build_extractor
+    from llvfsr_plugin.priors.cli_args import default_extractors
     root = os.path.join(out, 'data')
     rows = list(csv.DictReader(open(os.path.join(data_root, 'index.csv'))))
     files = {s: [(r['celebahq_idx'], os.path.join(data_root, r['image'])) for r in rows if r['split'] == s][:n]
              for s, n in (('train', n_train), ('val', n_val))}
     make_image_lmdbs(files, root, [scale], hr_size)
     text = os.path.join(data_root, 'text')
-    ex = {'caption': build_extractor('caption', 'file', text_dir=text, policy='first'),
-          'description': build_extractor('description', 'file', text_dir=text, policy='all'),
-          'mask': build_extractor('mask', 'facemesh'), 'depth': build_extractor('depth', 'facemesh')}
-    extract_priors(root, ['train', 'val'], [scale], ex, text_dir=text)
+    extract_priors(root, ['train', 'val'], [scale], default_extractors(text), text_dir=text)
     return root
 
 

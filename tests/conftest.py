@@ -30,15 +30,13 @@ def demo_dir():
 def tiny_root(tmp_path_factory):
     """8 train + 4 val real faces, HR 128, x8 (16 px LR), all four offline priors. Built once (~10 s)."""
     from llvfsr_plugin.prep.pipeline import extract_priors, make_image_lmdbs
-    from llvfsr_plugin.priors.base import build_extractor
+    from llvfsr_plugin.priors.cli_args import default_extractors
     root = str(tmp_path_factory.mktemp('tiny') / 'data')
     files = {s: [(k, os.path.join(DEMO, 'images', f'{k}.jpg')) for k in demo_keys(s, n)]
              for s, n in (('train', 8), ('val', 4))}
     make_image_lmdbs(files, root, scales=[8], hr_size=128, workers=2)
     text_dir = os.path.join(DEMO, 'text')
-    ex = {'caption': build_extractor('caption', 'file', policy='first', text_dir=text_dir),
-          'description': build_extractor('description', 'file', policy='all', text_dir=text_dir),
-          'mask': build_extractor('mask', 'facemesh'), 'depth': build_extractor('depth', 'facemesh')}
+    ex = default_extractors(text_dir)
     extract_priors(root, ['train', 'val'], [8], ex, text_dir=text_dir)
     return root
 

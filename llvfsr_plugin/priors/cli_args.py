@@ -8,6 +8,17 @@ DEFAULTS = {'caption': ('file', {'policy': 'first'}), 'description': ('file', {'
             'mask': ('facemesh', {}), 'depth': ('facemesh', {})}
 
 
+def default_extractors(text_dir, priors=PRIOR_NAMES):
+    """The offline default extractors (DEFAULTS), text read from `text_dir` (oracle)."""
+    out = {}
+    for p in priors:
+        name, opts = DEFAULTS[p]
+        if p in TEXT_PRIORS:
+            opts = dict(opts, text_dir=text_dir)
+        out[p] = build_extractor(p, name, **opts)
+    return out
+
+
 def parse_kv(pairs, flag):
     """['k=v', ...] -> {k: v} with ints, floats, true/false/none converted."""
     out = {}
