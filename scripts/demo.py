@@ -8,12 +8,12 @@
   5. test it (PSNR/SSIM, SR images)                                 basicsr test -opt options/demo/...
   6. paper-style report: table, identity-distance chart, grid       llvfsr-report -> demo_out/report/
   7. inference on new faces, priors computed on the fly             llvfsr-infer  -> demo_out/infer/
-  8. demo_out/comparison.png (LR | bicubic | LLV-FSR | HR) and demo_out/summary.md
+  8. demo_out/comparison.png (LR | bicubic | LLV-FSR | HR) and demo_out/summary.md, from the report
 
 Run from the repository root: `make demo` (installs first) or `.venv/bin/python scripts/demo.py`.
 """
 import argparse
-import glob
+import csv
 import os
 import shutil
 import subprocess
@@ -67,66 +67,24 @@ def main(argv=None):
     step('5/8 test')
     run([py, '-m', 'llvfsr_plugin', 'test', '-opt', TEST_OPT])
     sr_dir = os.path.join('results', NAME, 'visualization', 'demo_val')
+    val = [r['celebahq_idx'] for r in csv.DictReader(open(f'{DEMO}/index.csv')) if r['split'] == 'val']
     step('6/8 evaluation report (PSNR, SSIM, LPIPS, NIQE, identity distance)')
     run([py, '-m', 'llvfsr_plugin.report', '--hr', f'{OUT}/data/val/hr.lmdb', '--lr', f'{OUT}/data/val/lr_x8.lmdb',
-         '--scale', '8', '--method', f'LLV-FSR={sr_dir}', '--out', f'{OUT}/report'])
+         '--scale', '8', '--method', f'LLV-FSR={sr_dir}', '--out', f'{OUT}/report', '--faces', *val[:6]])
     step('7/8 inference on faces given as HR files (degraded, priors on the fly)')
-    import csv
-    val = [r['celebahq_idx'] for r in csv.DictReader(open(f'{DEMO}/index.csv')) if r['split'] == 'val'][:4]
     os.makedirs(f'{OUT}/infer_in', exist_ok=True)
-    for k in val:
+    for k in val[:4]:
         shutil.copy(f'{DEMO}/images/{k}.jpg', f'{OUT}/infer_in/{k}.jpg')
     run([py, '-m', 'llvfsr_plugin.infer', '-opt', TEST_OPT, '--input', f'{OUT}/infer_in', '--from-hr', '--lr-size',
          '16', '--text-dir', f'{DEMO}/text', '--out', f'{OUT}/infer', '--grid'])
-    step('8/8 comparison picture')
-    summary = make_comparison()
+    step('8/8 comparison picture and summary (the report\'s grid and table)')
+    shutil.copy(f'{OUT}/report/grid.png', f'{OUT}/comparison.png')
+    summary = open(f'{OUT}/report/report.md').read().replace('](', '](report/')
+    with open(f'{OUT}/summary.md', 'w') as f:
+        f.write(summary)
     print(summary)
     print(f'\ndemo finished in {time.time() - t0:.0f} s; see {OUT}/comparison.png, {OUT}/summary.md, '
           f'{OUT}/report/report.md and {OUT}/infer/grid.png')
-
-
-def make_comparison(n_faces=6):
-    import numpy as np
-
-    import llvfsr_plugin  # noqa: F401  (compat patches before basicsr)
-    from basicsr.metrics import calculate_psnr, calculate_ssim
-
-    from llvfsr_plugin.prep.images import decode_png, imresize_uint8
-    from llvfsr_plugin.priors.store import Store
-    from llvfsr_plugin.utils.vis import imwrite_rgb, make_grid
-    import cv2
-
-    lr_s, hr_s = Store(f'{OUT}/data/val/lr_x8.lmdb'), Store(f'{OUT}/data/val/hr.lmdb')
-    keys = sorted(hr_s.keys(), key=lambda k: int(k) if k.isdigit() else k)
-    sr_dir = os.path.join('results', NAME, 'visualization', 'demo_val')
-    rows, titles, scores = [], [], {'bicubic': [], 'LLV-FSR': []}
-    for k in keys:
-        lr, hr = decode_png(lr_s.get_bytes(k)), decode_png(hr_s.get_bytes(k))
-        bic = imresize_uint8(lr, out_hw=hr.shape[:2])  # MATLAB bicubic, the FSR tables' 'Bicubic' row
-        cand = glob.glob(os.path.join(sr_dir, f'{k}_*.png'))
-        if not cand:
-            raise FileNotFoundError(f'no SR image for {k} in {sr_dir}')
-        sr = cv2.cvtColor(cv2.imread(cand[0]), cv2.COLOR_BGR2RGB)
-        row_scores = {}
-        for name, img in (('bicubic', bic), ('LLV-FSR', sr)):
-            p = calculate_psnr(img[..., ::-1], hr[..., ::-1], crop_border=0, test_y_channel=True)
-            s = calculate_ssim(img[..., ::-1], hr[..., ::-1], crop_border=0, test_y_channel=True)
-            scores[name].append((p, s))
-            row_scores[name] = p
-        if len(rows) < n_faces:
-            rows.append([lr, bic, sr, hr])
-            titles.append([f'LR {lr.shape[0]}px', f'bicubic {row_scores["bicubic"]:.2f}dB',
-                           f'LLV-FSR {row_scores["LLV-FSR"]:.2f}dB', f'HR {k}'])
-    imwrite_rgb(f'{OUT}/comparison.png', make_grid(rows, titles, size=128))
-    lines = [f'Demo (bundled val faces, n={len(keys)}, x8: {lr.shape[0]}->{hr.shape[0]} px; PSNR/SSIM on Y):', '',
-             '| method | PSNR (dB) | SSIM |', '|---|---|---|']
-    for name, v in scores.items():
-        a = np.array(v)
-        lines.append(f'| {name} | {a[:, 0].mean():.2f} | {a[:, 1].mean():.4f} |')
-    text = '\n'.join(lines)
-    with open(f'{OUT}/summary.md', 'w') as f:
-        f.write(text + '\n')
-    return text
 
 
 if __name__ == '__main__':
