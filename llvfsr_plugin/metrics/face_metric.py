@@ -142,6 +142,20 @@ def face_embedding(img_bgr, model_name='Dlib', detector_backend='dlib'):
         return np.asarray(r[0]['embedding'], np.float64), False
 
 
+_HR_EMB = {}
+
+
+def _hr_embedding(img_bgr, model_name, detector_backend):
+    """HR faces recur (every method row of a report, every validation of a run): embed each once."""
+    import hashlib
+    key = (model_name, detector_backend, img_bgr.shape, hashlib.sha1(np.ascontiguousarray(img_bgr)).hexdigest())
+    if key not in _HR_EMB:
+        if len(_HR_EMB) > 4096:
+            _HR_EMB.clear()
+        _HR_EMB[key] = face_embedding(img_bgr, model_name, detector_backend)
+    return _HR_EMB[key]
+
+
 @METRIC_REGISTRY.register()
 def calculate_identity_distance(img, img2, model_name='Dlib', detector_backend='dlib', **kwargs):
     """Cosine distance of DeepFace embeddings of SR and HR (Fig. 7; lower = same identity). Never raises for
@@ -151,7 +165,7 @@ def calculate_identity_distance(img, img2, model_name='Dlib', detector_backend='
             ensure_deepface_dlib_weights()
         _MODELS[('deepface', model_name)] = True
     e1, ok1 = face_embedding(img, model_name, detector_backend)
-    e2, ok2 = face_embedding(img2, model_name, detector_backend)
+    e2, ok2 = _hr_embedding(img2, model_name, detector_backend)
     ID_STATS['images'] += 1
     if not (ok1 and ok2):
         ID_STATS['face_not_found'] += 1
