@@ -1,5 +1,7 @@
 # The two newcomer commands (README): `make demo` and `make test`. Both install first (idempotent, cached).
 PY := .venv/bin/python
+# this clone's package first, even when a shared cached venv's editable install points at another clone
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
 .PHONY: install demo test bench clean
 install:

@@ -24,6 +24,11 @@ VENV=${LLVFSR_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/llvfsr_plugin/venv-$EXTRAS-$
 
 log() { printf '[install] %s\n' "$*" >&2; }
 
+# Several clones (CI, a second checkout) may share one cached venv: one installer at a time.
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+flock 9
+
 if [ ! -f "$VENV/.llvfsr_complete" ]; then
   t0=$(date +%s)
   log "building virtualenv at $VENV (one time; a few minutes)"
@@ -48,8 +53,8 @@ if [ ! -f "$VENV/.llvfsr_complete" ]; then
   log "done in $(( $(date +%s) - t0 )) s; venv size $(du -sh "$VENV" | cut -f1)"
 fi
 
-# Always (re)point the editable install and the ./.venv link at *this* clone: cheap, and correct when
-# one cached venv serves several clones (CI clones afresh every run).
+# Always (re)point the editable install and the ./.venv link at *this* clone (cheap). When several clones
+# share the venv, the Makefile also puts the clone first on PYTHONPATH, so each runs its own code.
 "$VENV/bin/python" -m pip --disable-pip-version-check install -q --no-deps --no-build-isolation -e . >/dev/null
 ln -sfn "$VENV" .venv
 log "ready: $VENV (linked as ./.venv)"
