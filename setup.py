@@ -13,12 +13,16 @@ from setuptools import find_packages, setup
 #  - numpy<2: mediapipe 0.10.21 (offline prior extractor) is built against numpy 1.x.
 #  - opencv-*<4.12: 4.12 wheels require numpy>=2; opencv 5 wheels ship no Haar cascades.
 #  - mediapipe==0.10.21: the last release that bundles the FaceMesh model files (later ones download them).
+#  - lmdb<2: py-lmdb 2.x/3.0 refuse a second open of an environment in one process and keep refusing
+#    after an unclosed Environment is garbage-collected (its files stay marked open; with 3.0's inode
+#    keys, a later store that reuses the freed inode is refused too). BasicSR 1.4.2's LmdbBackend never
+#    closes its environments, and our CI failed this way as soon as 3.0.0 reached the package index.
 install_requires = [
     'torch>=2.1',
     'torchvision',
     'numpy>=1.24,<2',
     'opencv-python-headless>=4.8,<4.12',
-    'lmdb>=1.4',
+    'lmdb>=1.4,<2',
     'pyyaml',
     'tqdm',
     'scipy',

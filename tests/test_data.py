@@ -139,6 +139,29 @@ def test_writer_is_atomic_and_resumable(tmp_path):
     assert LMDB_META_KEY not in [k.encode() for k in s.keys()]
 
 
+
+def test_store_rebuilt_in_place_is_read_fresh(tmp_path):
+    """A store rebuilt (--overwrite) at the same path while this process still reads the old one: readers
+    see the new records, not the deleted file, and nothing is refused as 'already open'."""
+    path = str(tmp_path / 'depth.lmdb')
+    meta = {'prior': 'depth', 'extractor': 'x', 'scale': 8}
+    old, new = ({'depth': np.full((4, 4), v, np.float16)} for v in (1, 2))
+    w = PriorWriter(path, meta)
+    w.put_records([('a', old, {})])
+    w.finalize(['a'])
+    reader = PriorStore(path)
+    assert reader.get('a')[0]['depth'][0, 0] == 1
+    w = PriorWriter(path, meta, overwrite=True)
+    w.put_records([('a', new, {}), ('b', new, {})])
+    w.finalize(['a', 'b'])
+    for s in (reader, PriorStore(path)):
+        assert s.keys() == ['a', 'b'] and s.get('a')[0]['depth'][0, 0] == 2
+    abandoned = PriorWriter(str(tmp_path / 'y.lmdb'), meta)  # error path: released without finalizing
+    abandoned.close()
+    w = PriorWriter(str(tmp_path / 'y.lmdb'), meta)
+    w.finalize([])
+    assert PriorStore(str(tmp_path / 'y.lmdb')).keys() == []
+
 @pytest.mark.parametrize('case', ['truncated', 'alpha', 'gray', 'nonsquare', 'indivisible'])
 def test_bad_images_named_with_fix(tmp_path, case):
     from PIL import Image

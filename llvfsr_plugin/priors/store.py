@@ -34,19 +34,32 @@ def is_lmdb(path):
     return os.path.isfile(os.path.join(path, 'data.mdb'))
 
 
-_READ_ENVS = {}  # (pid, realpath) -> env: py-lmdb allows one open env per path per process
+# (pid, realpath) -> (env, identity of data.mdb). LMDB must not open one environment twice in a process
+# (lmdb.h), so every reader of a path shares one env; the file identity catches a store rebuilt at the
+# same path (rmtree + rename) since the env was opened, which would otherwise keep serving the old file.
+_READ_ENVS = {}
+
+
+def _file_id(path):
+    st = os.stat(os.path.join(path, 'data.mdb'))
+    return st.st_dev, st.st_ino
 
 
 def _read_env(path):
     key = (os.getpid(), os.path.realpath(path))
-    env = _READ_ENVS.get(key)
+    env, fid = _READ_ENVS.get(key, (None, None))
+    now = _file_id(path)
+    if env is not None and fid != now:
+        _forget_read_env(path)
+        env = None
     if env is None:
-        env = _READ_ENVS[key] = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False)
+        env = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False)
+        _READ_ENVS[key] = (env, now)
     return env
 
 
 def _forget_read_env(path):
-    env = _READ_ENVS.pop((os.getpid(), os.path.realpath(path)), None)
+    env, _ = _READ_ENVS.pop((os.getpid(), os.path.realpath(path)), (None, None))
     if env is not None:
         env.close()
 
@@ -58,12 +71,11 @@ class _LmdbKV:
         self.env = None
 
     def _env(self):
+        if not self.write:  # shared per path and process; looked up each time (a stat) so never stale
+            return _read_env(self.path)
         if self.env is None:
-            if self.write:
-                _forget_read_env(self.path)
-                self.env = lmdb.open(self.path, map_size=LMDB_MAP_SIZE)
-            else:
-                self.env = _read_env(self.path)
+            _forget_read_env(self.path)
+            self.env = lmdb.open(self.path, map_size=LMDB_MAP_SIZE)
         return self.env
 
     def get(self, key):
@@ -84,12 +96,11 @@ class _LmdbKV:
                           f'space and rerun to resume') from e
 
     def close(self):
-        if self.env is not None:
-            if self.write:
-                self.env.sync(True)
-                self.env.close()
-            else:
-                _forget_read_env(self.path)
+        if not self.write:
+            _forget_read_env(self.path)
+        elif self.env is not None:
+            self.env.sync(True)
+            self.env.close()
             self.env = None
 
 
@@ -194,6 +205,7 @@ class Writer:
         if os.path.isdir(path):
             if not overwrite:
                 raise FileExistsError(f'{path} exists; pass --overwrite to rebuild it')
+            _forget_read_env(path)
             shutil.rmtree(path)
         os.makedirs(self.tmp, exist_ok=True)
         self.kv = (_LmdbKV if fmt == 'lmdb' else _FolderKV)(self.tmp, write=True)
@@ -222,8 +234,13 @@ class Writer:
         for name, data in (extra_files or {}).items():
             _atomic_write(os.path.join(self.tmp, name), data)
         self.kv.close()
+        _forget_read_env(self.path)
         os.replace(self.tmp, self.path)
         return self.path
+
+    def close(self):
+        """Release the store without finalizing (error paths); the `.partial` stays for a rerun."""
+        self.kv.close()
 
 
 class PriorWriter(Writer):
