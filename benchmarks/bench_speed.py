@@ -8,7 +8,8 @@ Measures, per network: params, FLOPs (torch.utils.flop_counter), forward ms/face
 train-step ms at batch 8 (L1 + Adam), peak RSS growth; ratios against the first row; LLV-FSR's achieved
 GFLOP/s next to this machine's fp32 matmul GFLOP/s; channels_last / bf16 / torch.compile variants of the
 LLV-FSR forward; PriorPairedDataset samples/s with 0/1/2 workers vs the train step; end-to-end inference
-ms/face (offline priors + network).
+ms/face (offline priors + network). Times are the minimum over the repeats (as Python's `timeit` advises:
+on a shared VM the spread is other tenants' noise, not the code's).
 """
 import argparse
 import gc
@@ -51,7 +52,7 @@ def timeit(fn, repeats, warmup=1):
         t = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t)
-    return sorted(ts)[len(ts) // 2]
+    return min(ts)
 
 
 def rss_mb():

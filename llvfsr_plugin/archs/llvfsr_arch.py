@@ -172,14 +172,17 @@ class DesA(nn.Module):
         return t.reshape(t.shape[0], t.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
 
     def forward(self, feat, des_tokens, des_mask):
+        """des_mask: [B, 1, 1, T] bool (True = real token) or None."""
         b, c, hh, ww = feat.shape
-        k_pix, v_pix = self.kv_pix(feat).flatten(2).transpose(1, 2).chunk(2, dim=-1)  # [B, N, C] each
-        q_pix = self.q_pix(feat).flatten(2).transpose(1, 2)
+        # [B, N, C] each, channels contiguous: SDPA's fused CPU/GPU kernels need a unit-stride last dim (else
+        # it falls back to the slow math path)
+        k_pix, v_pix = self.kv_pix(feat).flatten(2).transpose(1, 2).contiguous().chunk(2, dim=-1)
+        q_pix = self.q_pix(feat).flatten(2).transpose(1, 2).contiguous()
         q_t, k_t = self._heads(self.q_text(des_tokens)), self._heads(self.k_text(des_tokens))
         k_pix, v_pix, q_pix = self._heads(k_pix), self._heads(v_pix), self._heads(q_pix)
         gathered = F.scaled_dot_product_attention(q_t, k_pix, v_pix)  # [B, h, T, d]
-        keep = des_mask[:, None, None, :].bool()  # [B, 1, 1, T]: pixels never read padded tokens
-        out = F.scaled_dot_product_attention(q_pix, k_t, gathered, attn_mask=keep)  # [B, h, N, d]
+        # pixels never read padded tokens (the gathered rows of padded queries are meaningless)
+        out = F.scaled_dot_product_attention(q_pix, k_t, gathered, attn_mask=des_mask)  # [B, h, N, d]
         out = out.transpose(1, 2).reshape(b, hh * ww, c).transpose(1, 2).reshape(b, c, hh, ww)
         return self.proj(out)
 
@@ -217,7 +220,7 @@ class LVPFB(nn.Module):
         if 'caption' in self.priors:
             outs.append(self.capa(x, p['E_C'], p['E_C_mask']))
         if 'description' in self.priors:
-            outs.append(self.desa(x, p['E_D'], p['E_D_mask']))
+            outs.append(self.desa(x, p['E_D'], p['E_D_attn_mask']))
         return feat + self.fuse(torch.cat(outs, dim=1))
 
 
@@ -355,6 +358,8 @@ class LLVFSRArch(nn.Module):
                 proj = getattr(self, f'{name}_proj')
                 p[key] = proj(priors[f'{name}_tokens'].to(dtype))
                 p[key + '_mask'] = priors[f'{name}_token_mask'].bool()
+        if 'description' in self.priors:  # DesA's SDPA mask, built once for the L blocks
+            p['E_D_attn_mask'] = p['E_D_mask'][:, None, None, :]
         if 'mask' in self.priors:
             m = priors['mask']
             m = (m if m.dim() == 4 else m.unsqueeze(1)).long().clamp_(0, self.num_classes - 1)
