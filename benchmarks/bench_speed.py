@@ -15,8 +15,8 @@ import argparse
 import gc
 import json
 import os
-import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -55,37 +55,92 @@ def timeit(fn, repeats, warmup=1):
     return min(ts)
 
 
-def rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _proc_status_mb(field):
+    for ln in open('/proc/self/status'):
+        if ln.startswith(field + ':'):
+            return int(ln.split()[1]) / 1024
+    return float('nan')
 
 
-def bench_net(opt, with_priors, scale, repeats, quick):
-    from torch.utils.flop_counter import FlopCounterMode
-    net = build_network(dict(opt)).eval()
-    lr = 256 // scale
+def train_peak_mb(opt, with_priors, scale):
+    """Peak RSS growth (MB) of two train steps (batch 8, Adam) in a fresh process: in a shared process the
+    allocator keeps earlier rows' freed pages resident and later rows would look free."""
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), '--_train-peak',
+                          json.dumps([opt, with_priors, scale])], capture_output=True, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads())))
+    if out.returncode:
+        return float('nan')
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _train_peak_child(spec):
+    opt, with_priors, scale = json.loads(spec)
+    net = build_network(dict(opt))
     call = (lambda x, p: net(x, p)) if with_priors else (lambda x, p: net(x))
-    x1, p1 = torch.rand(1, 3, lr, lr), fake_priors(1)
-    with torch.no_grad():
-        fc = FlopCounterMode(display=False)
-        with fc:
-            call(x1, p1)
-        flops = fc.get_total_flops()
-        t1 = timeit(lambda: call(x1, p1), repeats)
-        x16, p16 = torch.rand(16, 3, lr, lr), fake_priors(16)
-        t16 = timeit(lambda: call(x16, p16), max(1, repeats // 3)) / 16 if not quick else float('nan')
-    net.train()
-    opt_ = torch.optim.Adam(net.parameters(), 2e-4, betas=(0.9, 0.99), eps=1e-8)
+    lr = 256 // scale
     x8, p8, gt = torch.rand(8, 3, lr, lr), fake_priors(8), torch.rand(8, 3, 256, 256)
-    rss0 = rss_mb()
-
-    def step():
+    opt_ = torch.optim.Adam(net.parameters(), 2e-4, betas=(0.9, 0.99), eps=1e-8)
+    gc.collect()
+    base = _proc_status_mb('VmRSS')
+    for _ in range(2):
         opt_.zero_grad()
         torch.nn.functional.l1_loss(call(x8, p8), gt).backward()
         opt_.step()
-    ts = timeit(step, max(1, repeats // 2))
-    return {'params_M': sum(p.numel() for p in net.parameters()) / 1e6, 'GFLOPs': flops / 1e9, 'fwd_b1_ms': t1 * 1e3,
-            'fwd_b16_ms_per_face': t16 * 1e3, 'train_b8_ms': ts * 1e3, 'peak_rss_growth_MB': rss_mb() - rss0,
-            'achieved_GFLOPs_per_s': flops / 1e9 / t1}
+    print(_proc_status_mb('VmHWM') - base)
+
+
+def round_robin(calls, repeats):
+    """{name: fn} -> {name: min seconds}, timed in interleaved rounds after one warm-up round, so a slow
+    phase of a shared machine hits every row alike instead of whichever row happened to run then."""
+    ts = {n: [] for n in calls}
+    for r in range(repeats + 1):
+        for n, fn in calls.items():
+            t = time.perf_counter()
+            fn()
+            if r:
+                ts[n].append(time.perf_counter() - t)
+    return {n: min(v) for n, v in ts.items()}
+
+
+def bench_nets(specs, scale, repeats, quick):
+    """specs: [(name, network opt, takes priors)] -> {name: measurements}; times are interleaved."""
+    from torch.utils.flop_counter import FlopCounterMode
+    lr = 256 // scale
+    x1, p1 = torch.rand(1, 3, lr, lr), fake_priors(1)
+    x16, p16 = torch.rand(16, 3, lr, lr), fake_priors(16)
+    res, nets_, calls = {}, {}, {}
+    for name, opt, with_priors in specs:
+        net = build_network(dict(opt)).eval()
+        call = (lambda x, p, net=net: net(x, p)) if with_priors else (lambda x, p, net=net: net(x))
+        with torch.no_grad():
+            fc = FlopCounterMode(display=False)
+            with fc:
+                call(x1, p1)
+        res[name] = {'params_M': sum(p.numel() for p in net.parameters()) / 1e6, 'GFLOPs': fc.get_total_flops() / 1e9}
+        nets_[name], calls[name] = net, call
+    with torch.no_grad():
+        t1 = round_robin({n: (lambda c=c: c(x1, p1)) for n, c in calls.items()}, repeats)
+        t16 = {} if quick else round_robin({n: (lambda c=c: c(x16, p16)) for n, c in calls.items()},
+                                           max(1, repeats // 3))
+    for name, r in res.items():
+        r['fwd_b1_ms'] = t1[name] * 1e3
+        r['achieved_GFLOPs_per_s'] = r['GFLOPs'] / t1[name]
+        r['fwd_b16_ms_per_face'] = t16[name] * 1e3 / 16 if name in t16 else float('nan')
+    x8, p8, gt = torch.rand(8, 3, lr, lr), fake_priors(8), torch.rand(8, 3, 256, 256)
+    steps = {}
+    for name, net in nets_.items():
+        net.train()
+        opt_ = torch.optim.Adam(net.parameters(), 2e-4, betas=(0.9, 0.99), eps=1e-8)
+
+        def step(call=calls[name], opt_=opt_):
+            opt_.zero_grad()
+            torch.nn.functional.l1_loss(call(x8, p8), gt).backward()
+            opt_.step()
+        steps[name] = step
+        res[name]['peak_rss_growth_MB'] = train_peak_mb(*[sp[1:] for sp in specs if sp[0] == name][0], scale)
+    for name, t in round_robin(steps, max(1, repeats // 2)).items():
+        res[name]['train_b8_ms'] = t * 1e3
+    return res
 
 
 def matmul_gflops(n=1024, repeats=10):
@@ -95,32 +150,27 @@ def matmul_gflops(n=1024, repeats=10):
 
 
 def variants(scale, repeats):
-    """LLV-FSR forward (batch 1) with channels_last, bf16 autocast, torch.compile."""
-    out = {}
+    """LLV-FSR forward (batch 1): the default (fp32, channels_last), NCHW, bf16 autocast, torch.compile."""
     net = build_network(dict(type='LLVFSRArch', scale=scale)).eval()
+    net_nchw = build_network(dict(type='LLVFSRArch', scale=scale, channels_last=False)).eval()
     x, p = torch.rand(1, 3, 256 // scale, 256 // scale), fake_priors(1)
+
     def bf16():
         with torch.autocast('cpu', dtype=torch.bfloat16):
             return net(x, p)
-
+    calls = {'default (fp32, channels_last)': lambda: net(x, p), 'NCHW (channels_last: false)': lambda: net_nchw(x, p),
+             'bf16_autocast': bf16}
+    out = {}
     with torch.no_grad():
-        out['fp32'] = timeit(lambda: net(x, p), repeats) * 1e3
-        net_cl = net.to(memory_format=torch.channels_last)
-        xc = x.to(memory_format=torch.channels_last)
-        out['channels_last'] = timeit(lambda: net_cl(xc, p), repeats) * 1e3
-        net = net.to(memory_format=torch.contiguous_format)
-        try:
-            out['bf16_autocast'] = timeit(bf16, repeats) * 1e3
-        except Exception as e:
-            out['bf16_autocast'] = f'failed: {type(e).__name__}: {str(e)[:120]}'
         try:
             t = time.perf_counter()
             cnet = torch.compile(net)
             cnet(x, p)
             out['compile_time_s'] = time.perf_counter() - t
-            out['torch_compile'] = timeit(lambda: cnet(x, p), repeats) * 1e3
+            calls['torch_compile'] = lambda: cnet(x, p)
         except Exception as e:  # no compiler toolchain etc.
             out['torch_compile'] = f'failed: {type(e).__name__}: {str(e)[:120]}'
+        out.update({k: v * 1e3 for k, v in round_robin(calls, repeats).items()})
     return out
 
 
@@ -163,8 +213,11 @@ def main(argv=None):
     ap.add_argument('--quick', action='store_true')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--json', default=None)
+    ap.add_argument('--_train-peak', default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args._train_peak:
+        return _train_peak_child(args._train_peak)
     os.environ.setdefault('GLOG_minloglevel', '2')
     scales = [8] if args.quick else [8, 16]
     repeats = 3 if args.quick else 7
@@ -172,12 +225,10 @@ def main(argv=None):
            'cpu': next((ln.split(':')[1].strip() for ln in open('/proc/cpuinfo') if ln.startswith('model name')), '?'),
            'matmul_fp32_GFLOPs_per_s': matmul_gflops(), 'nets': {}}
     for scale in scales:
-        rows = {}
-        for name, opt, pri in nets(scale):
-            if args.quick and name.startswith(('RCAN', 'SwinIR')):
-                continue
-            rows[name] = bench_net(opt, pri, scale, repeats, args.quick)
-            print(f'x{scale} {name}: ' + ', '.join(f'{k}={v:.2f}' for k, v in rows[name].items()), flush=True)
+        specs = [s for s in nets(scale) if not (args.quick and s[0].startswith(('RCAN', 'SwinIR')))]
+        rows = bench_nets(specs, scale, repeats, args.quick)
+        for name, r in rows.items():
+            print(f'x{scale} {name}: ' + ', '.join(f'{k}={v:.2f}' for k, v in r.items()), flush=True)
         res['nets'][f'x{scale}'] = rows
     res['llvfsr_variants_x8_ms'] = variants(8, repeats)
     print('variants', res['llvfsr_variants_x8_ms'], flush=True)
@@ -222,7 +273,7 @@ def render(res):
     for scale, rows in res['nets'].items():
         first = next(iter(rows.values()))
         lines += [f'**{scale}** (ratios vs LLV-FSR)', '',
-                  '| network | params (M) | GFLOPs | fwd b1 (ms) | fwd b16 (ms/face) | train b8 (ms) | peak RSS + (MB) |',
+                  '| network | params (M) | GFLOPs | fwd b1 (ms) | fwd b16 (ms/face) | train b8 (ms) | train-step peak memory (MB) |',
                   '|---|---|---|---|---|---|---|']
         for n, r in rows.items():
             lines.append(f"| {n} | {r['params_M']:.2f} | {r['GFLOPs']:.2f} | {r['fwd_b1_ms']:.0f} "

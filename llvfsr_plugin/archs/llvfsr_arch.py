@@ -260,6 +260,8 @@ class LLVFSRArch(nn.Module):
         upsample: 'pixelshuffle' (features at LR size) or 'pre' (bicubic to HR size first).
         text_dim: D_text of the stored text embeddings (512 CLIP B/32, 768 CLIP L/14, 384 MiniLM).
         num_classes: labels of the mask prior.
+        channels_last: keep weights and activations NHWC (measured on 2 CPU threads: forward -18 %, train
+            step -15 %, for LLV-FSR and Model 1 alike; benchmarks/bench_speed.py). Same results either way.
     """
 
     def __init__(self,
@@ -275,7 +277,8 @@ class LLVFSRArch(nn.Module):
                  fusion='lvpfb',
                  upsample='pixelshuffle',
                  text_dim=384,
-                 num_classes=NUM_MASK_CLASSES):
+                 num_classes=NUM_MASK_CLASSES,
+                 channels_last=True):
         super().__init__()
         priors = tuple(priors or ())
         unknown = [p for p in priors if p not in PRIOR_NAMES]
@@ -317,6 +320,9 @@ class LLVFSRArch(nn.Module):
                 tail += [nn.Conv2d(num_feat, num_feat * 4, 3, padding=1), nn.PixelShuffle(2), nn.LeakyReLU(0.2, True)]
             self.upsampler = nn.Sequential(*tail)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, padding=1)  # the reconstructor
+        self.channels_last = channels_last
+        if channels_last:  # load_state_dict copies into these params, keeping their layout
+            self.to(memory_format=torch.channels_last)
 
     # --------------------------------------------------------------------------------------------------
     def required_inputs(self):
@@ -374,6 +380,8 @@ class LLVFSRArch(nn.Module):
         priors = priors or {}
         self._check(lq, priors)
         h, w = lq.shape[-2:]
+        if self.channels_last:
+            lq = lq.contiguous(memory_format=torch.channels_last)
         base = F.interpolate(lq, size=(h * self.scale, w * self.scale), mode='bicubic', align_corners=False)
         x = base if self.upsample == 'pre' else lq
         feat0 = self.conv_first(x)
