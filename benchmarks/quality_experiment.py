@@ -6,6 +6,9 @@ LLV-FSR + oracle text (captions/descriptions from the dataset files), optionally
   python benchmarks/quality_experiment.py --iters 1500 --rows model1 llvfsr_lr llvfsr_oracle
   python benchmarks/quality_experiment.py --quick   # 200 iterations, 200 train faces: a smoke run
 
+Rerunning with the same --out reuses the prepared data and every row already trained for --iters (so a
+report over a subset of rows, or one more row, costs only what is new).
+
 Data: ../shared/data/celebahq256 train -> val (the CelebA identity split), HR --hr-size (128: x8 = 16 px
 LR; 256: the paper's 32 px), priors from the LR faces with the offline extractors. Results: the report of
 llvfsr-report (PSNR, SSIM, NIQE, identity distance; LPIPS where its weights exist) plus each row's train
@@ -111,12 +114,17 @@ def main(argv=None):
             with open(os.path.join(args.out, f'{name}_{kind}.yml'), 'w') as f:
                 yaml.safe_dump(o, f, sort_keys=False)
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-        t = time.time()
-        subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'train', '-opt', f'{name}_train.yml'], cwd=args.out,
-                       check=True, env=env, stdout=subprocess.DEVNULL)
-        timing[row] = {'label': label, 'train_minutes': (time.time() - t) / 60, 'iters': args.iters}
-        subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'test', '-opt', f'{name}_test.yml'], cwd=args.out,
-                       check=True, env=env, stdout=subprocess.DEVNULL)
+        row_json = os.path.join(args.out, f'{name}_timing.json')
+        if os.path.isfile(row_json) and json.load(open(row_json))['iters'] == args.iters:  # finished earlier
+            timing[row] = json.load(open(row_json))
+        else:
+            t = time.time()
+            subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'train', '-opt', f'{name}_train.yml'],
+                           cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
+            timing[row] = {'label': label, 'train_minutes': (time.time() - t) / 60, 'iters': args.iters}
+            subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'test', '-opt', f'{name}_test.yml'],
+                           cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
+            json.dump(timing[row], open(row_json, 'w'))
         methods += ['--method', f"{label}={args.out}/results/{name}/visualization/q_val"]
         print(f'[quality] {label}: {timing[row]["train_minutes"]:.1f} min for {args.iters} iterations', flush=True)
     subprocess.run([sys.executable, '-m', 'llvfsr_plugin.report', '--hr', f'{root}/val/hr.lmdb', '--lr',

@@ -139,6 +139,22 @@ def test_arch_padding_tokens_do_not_change_output():
         torch.testing.assert_close(m(lq, pri), m(lq, padded), rtol=1e-5, atol=1e-5)
 
 
+
+def test_arch_channels_last_is_layout_only():
+    """channels_last (the default, for speed) changes the memory layout, not the result; checkpoints load
+    across both layouts; the output is correct for a contiguous consumer."""
+    torch.manual_seed(0)
+    a = net(channels_last=True).eval()
+    b = net(channels_last=False).eval()
+    b.load_state_dict(a.state_dict())
+    assert a.conv_first.weight.is_contiguous(memory_format=torch.channels_last)
+    assert b.conv_first.weight.is_contiguous()
+    lq, pri = torch.rand(2, 3, 8, 8), fake_priors()
+    with torch.no_grad():
+        torch.testing.assert_close(a(lq, pri), b(lq, pri), rtol=1e-4, atol=1e-5)
+    a.load_state_dict(b.state_dict())  # and back: params keep their layout
+    assert a.conv_first.weight.is_contiguous(memory_format=torch.channels_last)
+
 def test_arch_default_is_the_paper_depth():
     m = LLVFSRArch()
     assert len(m.blocks) == 7 and len(m.fusions) == 7 and len(m.blocks[0]) == 2
