@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Does a trained LLV-FSR use its priors? PSNR on a test set with each face's own priors, with another
-face's priors (shuffled: plausible but wrong), and with blank priors (mask all background, depth 0,
-text tokens 0). A network that ignores its priors scores the same in all three rows.
+face's priors (shuffled: plausible but wrong), with blank priors (mask all background, depth 0, text
+tokens 0), and with one prior blanked at a time. A network that ignores its priors scores the same in
+every row.
 
   python benchmarks/prior_sensitivity.py -opt benchmarks/results/quality_x8/q_llvfsr_lr_test.yml \
       --ckpt experiments/q_llvfsr_lr/models/net_g_latest.pth [--limit 100]
@@ -23,10 +24,12 @@ from basicsr.utils import tensor2img
 from llvfsr_plugin.data.prior_paired_dataset import PriorPairedDataset, prior_batch_keys
 
 
-def blank(priors):
+def blank(priors, only=None):
+    """Zero every prior tensor (or those of prior `only`), keeping text token masks."""
     out = {}
     for k, v in priors.items():
-        out[k] = v if k.endswith('_token_mask') else torch.zeros_like(v)
+        hit = only is None or k == only or k.startswith(only + '_')
+        out[k] = v if k.endswith('_token_mask') or not hit else torch.zeros_like(v)
     return out
 
 
@@ -49,14 +52,18 @@ def main(argv=None):
     keys = prior_batch_keys(names)
     n = len(ds) if not args.limit else min(args.limit, len(ds))
     items = [ds[i] for i in range(n)]
-    psnr = {'own priors': [], "another face's priors": [], 'blank priors': []}
+    conds = ['own priors', "another face's priors", 'blank priors'] + ([f'blank {p} only' for p in names]
+                                                                       if len(names) > 1 else [])
+    psnr = {c: [] for c in conds}
     with torch.no_grad():
         for i, it in enumerate(tqdm(items, desc='faces', unit='face')):
             other = items[(i + 1) % n]
             gt = tensor2img(it['gt'])
             own = {k: it[k] for k in keys}
-            for cond, pri in (('own priors', own), ("another face's priors", {k: other[k] for k in keys}),
-                              ('blank priors', blank(own))):
+            variants = {'own priors': own, "another face's priors": {k: other[k] for k in keys},
+                        'blank priors': blank(own)}
+            variants.update({f'blank {p} only': blank(own, p) for p in names if len(names) > 1})
+            for cond, pri in variants.items():
                 b = PriorPairedDataset.collate_fn([dict(pri, lq=it['lq'])])
                 sr = net(b.pop('lq'), b)
                 psnr[cond].append(calculate_psnr(tensor2img(sr), gt, crop_border=0, test_y_channel=True))
