@@ -57,7 +57,7 @@ def prep(data_root, out, n_train, n_val, hr_size, scale):
     return root
 
 
-def dataset(root, split, priors, scale, model_type):
+def dataset(root, split, priors, scale, model_type, hr_size):
     d = {'name': f'q_{split}', 'type': 'PriorPairedDataset' if model_type == 'LLVFSRModel' else 'PairedImageDataset',
          'dataroot_gt': f'{root}/{split}/hr.lmdb', 'dataroot_lq': f'{root}/{split}/lr_x{scale}.lmdb',
          'io_backend': {'type': 'lmdb'}}
@@ -67,7 +67,7 @@ def dataset(root, split, priors, scale, model_type):
         d.update(use_hflip=True, use_rot=False, num_worker_per_gpu=1, batch_size_per_gpu=8, dataset_enlarge_ratio=1,
                  prefetch_mode=None)
         if model_type == 'SRModel':
-            d['gt_size'] = 10 ** 6  # whole faces (PairedImageDataset crops min(gt_size, size))
+            d['gt_size'] = hr_size  # whole faces, as the LLV-FSR rows see them (PairedImageDataset crops)
     return d
 
 
@@ -98,7 +98,7 @@ def main(argv=None):
         name = f'q_{row}'
         base = {'name': name, 'model_type': model_type, 'scale': scale, 'num_gpu': 0, 'manual_seed': 0,
                 'network_g': net_g, 'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None}}
-        train = dict(base, datasets={'train': dataset(root, 'train', priors, scale, model_type)},
+        train = dict(base, datasets={'train': dataset(root, 'train', priors, scale, model_type, args.hr_size)},
                      train={'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 2e-4, 'weight_decay': 0,
                                                         'betas': [0.9, 0.99], 'eps': 1e-8},
                             'scheduler': {'type': 'MultiStepLR', 'milestones': [10 ** 9], 'gamma': 1.0},
@@ -106,7 +106,7 @@ def main(argv=None):
                             'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}},
                      logger={'print_freq': 100, 'save_checkpoint_freq': 10 ** 9, 'use_tb_logger': False,
                              'wandb': {'project': None, 'resume_id': None}})
-        test = dict(base, datasets={'test_1': dataset(root, 'val', priors, scale, model_type)},
+        test = dict(base, datasets={'test_1': dataset(root, 'val', priors, scale, model_type, args.hr_size)},
                     val={'save_img': True, 'suffix': None,
                          'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': True}}})
         test['path'] = dict(base['path'], pretrain_network_g=f'experiments/{name}/models/net_g_latest.pth')
