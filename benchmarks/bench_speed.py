@@ -73,19 +73,27 @@ def train_peak_mb(opt, with_priors, scale):
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def _train_peak_child(spec):
-    opt, with_priors, scale = json.loads(spec)
-    net = build_network(dict(opt))
-    call = (lambda x, p: net(x, p)) if with_priors else (lambda x, p: net(x))
+def train_step(net, with_priors, scale):
+    """One L1 + Adam step at batch 8 (the paper's optimizer settings) on fixed random data."""
     lr = 256 // scale
     x8, p8, gt = torch.rand(8, 3, lr, lr), fake_priors(8), torch.rand(8, 3, 256, 256)
     opt_ = torch.optim.Adam(net.parameters(), 2e-4, betas=(0.9, 0.99), eps=1e-8)
+    net.train()
+
+    def step():
+        opt_.zero_grad()
+        torch.nn.functional.l1_loss(net(x8, p8) if with_priors else net(x8), gt).backward()
+        opt_.step()
+    return step
+
+
+def _train_peak_child(spec):
+    opt, with_priors, scale = json.loads(spec)
+    step = train_step(build_network(dict(opt)), with_priors, scale)
     gc.collect()
     base = _proc_status_mb('VmRSS')
     for _ in range(2):
-        opt_.zero_grad()
-        torch.nn.functional.l1_loss(call(x8, p8), gt).backward()
-        opt_.step()
+        step()
     print(_proc_status_mb('VmHWM') - base)
 
 
@@ -126,18 +134,10 @@ def bench_nets(specs, scale, repeats, quick):
         r['fwd_b1_ms'] = t1[name] * 1e3
         r['achieved_GFLOPs_per_s'] = r['GFLOPs'] / t1[name]
         r['fwd_b16_ms_per_face'] = t16[name] * 1e3 / 16 if name in t16 else float('nan')
-    x8, p8, gt = torch.rand(8, 3, lr, lr), fake_priors(8), torch.rand(8, 3, 256, 256)
     steps = {}
-    for name, net in nets_.items():
-        net.train()
-        opt_ = torch.optim.Adam(net.parameters(), 2e-4, betas=(0.9, 0.99), eps=1e-8)
-
-        def step(call=calls[name], opt_=opt_):
-            opt_.zero_grad()
-            torch.nn.functional.l1_loss(call(x8, p8), gt).backward()
-            opt_.step()
-        steps[name] = step
-        res[name]['peak_rss_growth_MB'] = train_peak_mb(*[sp[1:] for sp in specs if sp[0] == name][0], scale)
+    for name, opt, with_priors in specs:
+        steps[name] = train_step(nets_[name], with_priors, scale)
+        res[name]['peak_rss_growth_MB'] = train_peak_mb(opt, with_priors, scale)
     for name, t in round_robin(steps, max(1, repeats // 2)).items():
         res[name]['train_b8_ms'] = t * 1e3
     return res

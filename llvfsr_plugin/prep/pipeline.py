@@ -205,7 +205,7 @@ def extract_priors(root, splits, scales, extractors, text_dir=None, batch_size=1
             _report_skips(root, skips)  # every rank its own shard's (O_APPEND: lines do not interleave)
             if world > 1:
                 for w in writers.values():
-                    w.kv.close()
+                    w.close()
                 _barrier()
                 if rank == 0:
                     for prior, (out, _) in jobs.items():
