@@ -21,6 +21,7 @@ VARIANTS = [  # (row name, network options)
     ('Model 1 x8 (no priors)', dict(scale=8, priors=[])),
     ('Model 2 x8 (concat fusion)', dict(scale=8, fusion='concat')),
     ("LLV-FSR x8, upsample 'pre'", dict(scale=8, upsample='pre')),
+    ("LLV-FSR x8, transformer 'swin' (8x8 windows)", dict(scale=8, transformer='swin')),
 ]
 
 

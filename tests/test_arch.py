@@ -25,17 +25,47 @@ def net(**kw):
     return build_network(opt)
 
 
+@pytest.mark.parametrize('transformer', ['restormer', 'swin'])
 @pytest.mark.parametrize('upsample', ['pixelshuffle', 'pre'])
 @pytest.mark.parametrize('scale', [8, 16])
-def test_arch_output_shape(scale, upsample):
-    m = net(scale=scale, upsample=upsample)
+def test_arch_output_shape(scale, upsample, transformer):
+    m = net(scale=scale, upsample=upsample, transformer=transformer, window_size=4)
     lq = torch.rand(2, 3, 128 // scale, 128 // scale)
     assert m(lq, fake_priors()).shape == (2, 3, 128, 128)
 
 
-def test_arch_non_square_handled():
-    m = net(scale=8)
+@pytest.mark.parametrize('transformer', ['restormer', 'swin'])
+def test_arch_non_square_handled(transformer):
+    m = net(scale=8, transformer=transformer, window_size=8)  # 8 x 12: padded to whole windows and back
     assert m(torch.rand(2, 3, 8, 12), fake_priors()).shape == (2, 3, 64, 96)
+
+
+@pytest.mark.parametrize('shift, near, far', [(0, (7, 7), (8, 8)),     # W-MSA: windows are independent
+                                              (4, (3, 3), (15, 15))])  # SW-MSA: the roll's wrap is masked
+def test_arch_window_attention_sees_only_its_window(shift, near, far):
+    """Pixel (0, 0) reads `near` (same window) but not `far` (another window, or a pixel that the cyclic
+    shift only brought next to it)."""
+    from llvfsr_plugin.archs.llvfsr_arch import WindowAttention
+    torch.manual_seed(0)
+    a = WindowAttention(16, 2, window_size=8, shift=shift).eval()
+    x = torch.rand(1, 16, 16, 16)
+    with torch.no_grad():
+        y = a(x)
+        for (i, j), reads in ((near, True), (far, False)):
+            x2 = x.clone()
+            x2[:, :, i, j] += 5
+            changed = (a(x2) - y)[0, :, 0, 0].abs().max().item() > 1e-6
+            assert changed == reads, f'shift={shift}: pixel (0, 0) {"ignores" if reads else "reads"} {(i, j)}'
+
+
+def test_arch_swin_gradients_reach_every_parameter():
+    m = net(scale=8, transformer='swin', window_size=4, transformer_depth=2)
+    m(torch.rand(2, 3, 8, 8), fake_priors()).abs().mean().backward()
+    assert m.blocks[0][1].attn.shift == 2 and m.blocks[0][0].attn.shift == 0
+    for n, p in m.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, n
+    with pytest.raises(ValueError, match="`transformer` must be 'restormer' or 'swin'"):
+        net(transformer='window')
 
 
 def _branch_params(m):

@@ -8,8 +8,10 @@ Choices where the paper is silent (each an option, defaults chosen by measuremen
   * `upsample`: 'pixelshuffle' keeps features at LR size and ends with a PixelShuffle tail; 'pre' bicubic-
     upsamples I_LR to HR size first (SFMNet / WFEN style) and the reconstructor is a single conv.
     Both add the bicubic LR as a global residual (the network predicts the missing detail).
-  * the transformer block is Restormer's (MDTA transposed attention + gated-dconv FFN): its attention is
-    C x C per head, so cost is linear in pixels and affordable at 256 x 256.
+  * `transformer`: 'restormer' (default) is Restormer's block (MDTA transposed attention + gated-dconv FFN):
+    its attention is C x C per head, so cost is linear in pixels and affordable at 256 x 256. 'swin' swaps
+    the attention for Swin/SwinIR's window MHSA (the basic block's two transformer blocks become W-MSA then
+    SW-MSA), same FFN, so the two differ only in how pixels attend.
   * DesA read-out: the T description tokens first gather from the pixels (Q = text, K/V = pixels), then
     every pixel reads back from those T gathered tokens (Q = pixels, K = text, V = gathered): an attention
     whose result is a spatial map, linear in the number of pixels (T is ~77).
@@ -80,12 +82,67 @@ class GDFN(nn.Module):
         return self.proj_out(F.gelu(x1) * x2)
 
 
-class TransformerBlock(nn.Module):
-    """x + MDTA(LN(x)); x + GDFN(LN(x))."""
+class WindowAttention(nn.Module):
+    """(Shifted-)window multi-head self-attention (Swin, Liu et al. 2021; SwinIR): attention among the
+    window_size^2 pixels of each window, with a learned relative-position bias; `shift` > 0 rolls the map
+    first and masks pairs that the roll brought together. Maps not a multiple of the window are zero-padded."""
 
-    def __init__(self, dim, num_heads, ffn_expansion):
+    def __init__(self, dim, num_heads, window_size=8, shift=0):
         super().__init__()
-        self.norm1, self.attn = LayerNorm2d(dim), MDTA(dim, num_heads)
+        self.num_heads, self.ws, self.shift = num_heads, window_size, shift
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+        self.rel_bias = nn.Parameter(torch.zeros(num_heads, (2 * window_size - 1) ** 2))
+        nn.init.trunc_normal_(self.rel_bias, std=0.02)
+        yy, xx = torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing='ij')
+        coords = torch.stack([yy.flatten(), xx.flatten()])  # [2, ws*ws]
+        rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + window_size - 1
+        self.register_buffer('rel_index', rel[..., 0] * (2 * window_size - 1) + rel[..., 1], persistent=False)
+
+    def _shift_mask(self, hp, wp, device):
+        """[nW, ws*ws, ws*ws]: True where two pixels of a window came from the same region before the roll."""
+        ws, s = self.ws, self.shift
+        region = torch.zeros(hp, wp, device=device)
+        n = 0
+        for hs in (slice(0, -ws), slice(-ws, -s), slice(-s, None)):
+            for wsl in (slice(0, -ws), slice(-ws, -s), slice(-s, None)):
+                region[hs, wsl] = n
+                n += 1
+        r = region.reshape(hp // ws, ws, wp // ws, ws).transpose(1, 2).reshape(-1, ws * ws)
+        return r[:, :, None] == r[:, None, :]
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        ws, heads = self.ws, self.num_heads
+        ph, pw = (-h) % ws, (-w) % ws
+        x = F.pad(x, (0, pw, 0, ph)) if ph or pw else x
+        hp, wp = h + ph, w + pw
+        if self.shift:
+            x = torch.roll(x, (-self.shift, -self.shift), dims=(2, 3))
+        # [B, C, Hp, Wp] -> windows [B*nW, ws*ws, C]
+        t = x.permute(0, 2, 3, 1).reshape(b, hp // ws, ws, wp // ws, ws, c).transpose(2, 3).reshape(-1, ws * ws, c)
+        q, k, v = self.qkv(t).reshape(t.shape[0], ws * ws, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+        bias = self.rel_bias[:, self.rel_index].to(q.dtype)  # [heads, N, N]
+        if self.shift:
+            nw = (hp // ws) * (wp // ws)
+            keep = self._shift_mask(hp, wp, x.device)[:, None]  # [nW, 1, N, N]
+            bias = bias.masked_fill(~keep, float('-inf'))  # [nW, heads, N, N]
+            q, k, v = (z.reshape(b, nw, heads, ws * ws, c // heads) for z in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        out = self.proj(out.transpose(-3, -2).reshape(-1, ws * ws, c))
+        out = out.reshape(b, hp // ws, wp // ws, ws, ws, c).transpose(2, 3).reshape(b, hp, wp, c).permute(0, 3, 1, 2)
+        if self.shift:
+            out = torch.roll(out, (self.shift, self.shift), dims=(2, 3))
+        return out[:, :, :h, :w]
+
+
+class TransformerBlock(nn.Module):
+    """x + Attn(LN(x)); x + GDFN(LN(x)). Attn: MDTA ('restormer') or (shifted-)window MHSA ('swin')."""
+
+    def __init__(self, dim, num_heads, ffn_expansion, transformer='restormer', window_size=8, shift=0):
+        super().__init__()
+        attn = MDTA(dim, num_heads) if transformer == 'restormer' else WindowAttention(dim, num_heads, window_size, shift)
+        self.norm1, self.attn = LayerNorm2d(dim), attn
         self.norm2, self.ffn = LayerNorm2d(dim), GDFN(dim, ffn_expansion)
 
     def forward(self, x):
@@ -94,10 +151,11 @@ class TransformerBlock(nn.Module):
 
 
 class BasicBlock(nn.Sequential):
-    """'Block_i' of Eq. 1: two cascaded transformer blocks (Sec. 3.2)."""
+    """'Block_i' of Eq. 1: two cascaded transformer blocks (Sec. 3.2); with 'swin', W-MSA then SW-MSA."""
 
-    def __init__(self, dim, num_heads, ffn_expansion, depth=2):
-        super().__init__(*[TransformerBlock(dim, num_heads, ffn_expansion) for _ in range(depth)])
+    def __init__(self, dim, num_heads, ffn_expansion, depth=2, transformer='restormer', window_size=8):
+        super().__init__(*[TransformerBlock(dim, num_heads, ffn_expansion, transformer, window_size,
+                                            shift=window_size // 2 if i % 2 else 0) for i in range(depth)])
 
 
 # ---------------------------------------------------------------------------------------- prior encoders
@@ -258,6 +316,8 @@ class LLVFSRArch(nn.Module):
         priors: subset of ('caption', 'description', 'mask', 'depth').
         fusion: 'lvpfb' (the paper) or 'concat' (Model 2).
         upsample: 'pixelshuffle' (features at LR size) or 'pre' (bicubic to HR size first).
+        transformer: 'restormer' (MDTA + GDFN) or 'swin' ((shifted-)window MHSA + GDFN).
+        window_size: the 'swin' window, in feature pixels (ignored by 'restormer').
         text_dim: D_text of the stored text embeddings (512 CLIP B/32, 768 CLIP L/14, 384 MiniLM).
         num_classes: labels of the mask prior.
         channels_last: keep weights and activations NHWC (measured on 2 CPU threads: forward -18 %, train
@@ -276,6 +336,8 @@ class LLVFSRArch(nn.Module):
                  priors=PRIOR_NAMES,
                  fusion='lvpfb',
                  upsample='pixelshuffle',
+                 transformer='restormer',
+                 window_size=8,
                  text_dim=384,
                  num_classes=NUM_MASK_CLASSES,
                  channels_last=True):
@@ -289,6 +351,8 @@ class LLVFSRArch(nn.Module):
             raise ValueError(f"LLVFSRArch: option `fusion` must be 'lvpfb' or 'concat', got {fusion!r}")
         if upsample not in ('pixelshuffle', 'pre'):
             raise ValueError(f"LLVFSRArch: option `upsample` must be 'pixelshuffle' or 'pre', got {upsample!r}")
+        if transformer not in ('restormer', 'swin'):
+            raise ValueError(f"LLVFSRArch: option `transformer` must be 'restormer' or 'swin', got {transformer!r}")
         if scale < 1 or scale & (scale - 1):
             raise ValueError(f'LLVFSRArch: option `scale` must be a power of two, got {scale}')
         if num_feat % num_heads:
@@ -311,8 +375,8 @@ class LLVFSRArch(nn.Module):
         fusion_cls = LVPFB if fusion == 'lvpfb' else ConcatFusion
         self.fusions = nn.ModuleList([fusion_cls(num_feat, self.priors, num_heads)
                                       for _ in range(num_blocks)]) if self.priors else None
-        self.blocks = nn.ModuleList(
-            [BasicBlock(num_feat, num_heads, ffn_expansion, transformer_depth) for _ in range(num_blocks)])
+        self.blocks = nn.ModuleList([BasicBlock(num_feat, num_heads, ffn_expansion, transformer_depth, transformer,
+                                                window_size) for _ in range(num_blocks)])
         self.conv_after_body = nn.Conv2d(num_feat, num_feat, 3, padding=1)
         if upsample == 'pixelshuffle':
             tail = []
