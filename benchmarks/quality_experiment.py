@@ -1,7 +1,10 @@
 #!/usr/bin/env python
 """Real-face quality experiment: do the priors help? Same data, seed, network size and iteration budget for
 every row; bicubic, Model 1 (no priors), LLV-FSR with LR-derived priors only (FaceMesh mask + depth) and
-LLV-FSR + oracle text (captions/descriptions from the dataset files), optionally EDSR and Model 2.
+LLV-FSR + oracle text (captions/descriptions from the dataset files), optionally EDSR and Model 2; and rows
+that choose defaults or diagnose: the Swin-style transformer block, `upsample: pre` (at the same CPU minutes:
+its train step is ~50x slower per face and needs ~5 GB a face, so batch 2), and oracle mask/depth computed
+from the HR face (is the LR prior's quality the limit?).
 
   python benchmarks/quality_experiment.py --iters 1500 --rows model1 llvfsr_lr llvfsr_oracle
   python benchmarks/quality_experiment.py --quick   # 200 iterations, 200 train faces: a smoke run
@@ -28,19 +31,25 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALL = ['caption', 'description', 'mask', 'depth']
 
 
-def net(priors, fusion='lvpfb', scale=8):
-    return {'type': 'LLVFSRArch', 'scale': scale, 'num_feat': 32, 'num_blocks': 4, 'transformer_depth': 2,
-            'num_heads': 2, 'priors': priors, 'fusion': fusion, 'upsample': 'pixelshuffle', 'text_dim': 384,
-            'num_classes': 10}
+def net(priors, fusion='lvpfb', scale=8, **kw):
+    return dict({'type': 'LLVFSRArch', 'scale': scale, 'num_feat': 32, 'num_blocks': 4, 'transformer_depth': 2,
+                 'num_heads': 2, 'priors': priors, 'fusion': fusion, 'upsample': 'pixelshuffle', 'text_dim': 384,
+                 'num_classes': 10}, **kw)
 
 
-ROWS = {  # name: (label, network_g, dataset priors, model_type)
+MD = ['mask', 'depth']
+ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: iters, batch, prior_data])
     'model1': ('Model 1 (no priors)', net([]), [], 'LLVFSRModel'),
-    'llvfsr_lr': ('LLV-FSR, LR priors (mask+depth)', net(['mask', 'depth']), ['mask', 'depth'], 'LLVFSRModel'),
+    'llvfsr_lr': ('LLV-FSR, LR priors (mask+depth)', net(MD), MD, 'LLVFSRModel'),
     'llvfsr_oracle': ('LLV-FSR + oracle text', net(ALL), ALL, 'LLVFSRModel'),
     'model2': ('Model 2 (concat) + oracle text', net(ALL, 'concat'), ALL, 'LLVFSRModel'),
     'edsr': ('EDSR (16x64)', {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_block': 16,
                               'upscale': 8, 'res_scale': 1, 'img_range': 255.}, [], 'SRModel'),
+    'llvfsr_swin': ('LLV-FSR, LR priors, Swin block', net(MD, transformer='swin', window_size=8), MD, 'LLVFSRModel'),
+    'llvfsr_pre': ('LLV-FSR, LR priors, upsample pre (batch 2, same minutes)', net(MD, upsample='pre'), MD,
+                   'LLVFSRModel', {'iters': 70, 'batch': 2}),
+    'llvfsr_hrprior': ('LLV-FSR, oracle mask+depth from the HR face', net(MD), MD, 'LLVFSRModel',
+                       {'prior_data': 'data_hrprior'}),
 }
 
 
@@ -57,14 +66,29 @@ def prep(data_root, out, n_train, n_val, hr_size, scale):
     return root
 
 
-def dataset(root, split, priors, scale, model_type, hr_size):
+def prep_hr_priors(root, out, scale):
+    """Oracle maps for the diagnosis row: the offline mask/depth extractors run on the HR face (the network
+    resizes them to its feature grid). A root whose lr_x<s>.lmdb is a link to the HR store."""
+    from llvfsr_plugin.prep.pipeline import extract_priors, hr_path, lr_path
+    from llvfsr_plugin.priors.cli_args import default_extractors
+    hroot = os.path.join(out, 'data_hrprior')
+    for split in ('train', 'val'):
+        os.makedirs(os.path.join(hroot, split), exist_ok=True)
+        if not os.path.exists(lr_path(hroot, split, scale)):
+            os.symlink(os.path.abspath(hr_path(root, split)), lr_path(hroot, split, scale))
+    extract_priors(hroot, ['train', 'val'], [scale], default_extractors(None, MD))
+    return hroot
+
+
+def dataset(root, split, priors, scale, model_type, hr_size, batch=8, prior_root=None):
+    prior_root = prior_root or root
     d = {'name': f'q_{split}', 'type': 'PriorPairedDataset' if model_type == 'LLVFSRModel' else 'PairedImageDataset',
          'dataroot_gt': f'{root}/{split}/hr.lmdb', 'dataroot_lq': f'{root}/{split}/lr_x{scale}.lmdb',
          'io_backend': {'type': 'lmdb'}}
     if model_type == 'LLVFSRModel':
-        d.update(priors=priors, prior_roots={p: f'{root}/{split}/priors_x{scale}/{p}.lmdb' for p in priors})
+        d.update(priors=priors, prior_roots={p: f'{prior_root}/{split}/priors_x{scale}/{p}.lmdb' for p in priors})
     if split == 'train':
-        d.update(use_hflip=True, use_rot=False, num_worker_per_gpu=1, batch_size_per_gpu=8, dataset_enlarge_ratio=1,
+        d.update(use_hflip=True, use_rot=False, num_worker_per_gpu=1, batch_size_per_gpu=batch, dataset_enlarge_ratio=1,
                  prefetch_mode=None)
         if model_type == 'SRModel':
             d['gt_size'] = hr_size  # whole faces, as the LLV-FSR rows see them (PairedImageDataset crops)
@@ -94,19 +118,24 @@ def main(argv=None):
     timing = {'prep_minutes': (time.time() - t) / 60}
     methods = []
     for row in args.rows:
-        label, net_g, priors, model_type = ROWS[row]
+        label, net_g, priors, model_type, *extra = ROWS[row]
+        extra = extra[0] if extra else {}
+        iters = extra.get('iters', args.iters)
+        prior_root = prep_hr_priors(root, args.out, scale) if extra.get('prior_data') == 'data_hrprior' else root
+        dsets = {split: dataset(root, split, priors, scale, model_type, args.hr_size, extra.get('batch', 8), prior_root)
+                 for split in ('train', 'val')}
         name = f'q_{row}'
         base = {'name': name, 'model_type': model_type, 'scale': scale, 'num_gpu': 0, 'manual_seed': 0,
                 'network_g': net_g, 'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None}}
-        train = dict(base, datasets={'train': dataset(root, 'train', priors, scale, model_type, args.hr_size)},
+        train = dict(base, datasets={'train': dsets['train']},
                      train={'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 2e-4, 'weight_decay': 0,
                                                         'betas': [0.9, 0.99], 'eps': 1e-8},
                             'scheduler': {'type': 'MultiStepLR', 'milestones': [10 ** 9], 'gamma': 1.0},
-                            'total_iter': args.iters, 'warmup_iter': -1,
+                            'total_iter': iters, 'warmup_iter': -1,
                             'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}},
                      logger={'print_freq': 100, 'save_checkpoint_freq': 10 ** 9, 'use_tb_logger': False,
                              'wandb': {'project': None, 'resume_id': None}})
-        test = dict(base, datasets={'test_1': dataset(root, 'val', priors, scale, model_type, args.hr_size)},
+        test = dict(base, datasets={'test_1': dsets['val']},
                     val={'save_img': True, 'suffix': None,
                          'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': True}}})
         test['path'] = dict(base['path'], pretrain_network_g=f'experiments/{name}/models/net_g_latest.pth')
@@ -115,18 +144,19 @@ def main(argv=None):
                 yaml.safe_dump(o, f, sort_keys=False)
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
         row_json = os.path.join(args.out, f'{name}_timing.json')
-        if os.path.isfile(row_json) and json.load(open(row_json))['iters'] == args.iters:  # finished earlier
+        if os.path.isfile(row_json) and json.load(open(row_json))['iters'] == iters:  # finished earlier
             timing[row] = json.load(open(row_json))
         else:
             t = time.time()
             subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'train', '-opt', f'{name}_train.yml'],
                            cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
-            timing[row] = {'label': label, 'train_minutes': (time.time() - t) / 60, 'iters': args.iters}
+            timing[row] = {'label': label, 'train_minutes': (time.time() - t) / 60, 'iters': iters,
+                           'batch': extra.get('batch', 8)}
             subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'test', '-opt', f'{name}_test.yml'],
                            cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
             json.dump(timing[row], open(row_json, 'w'))
         methods += ['--method', f"{label}={args.out}/results/{name}/visualization/q_val"]
-        print(f'[quality] {label}: {timing[row]["train_minutes"]:.1f} min for {args.iters} iterations', flush=True)
+        print(f'[quality] {label}: {timing[row]["train_minutes"]:.1f} min for {iters} iterations', flush=True)
     subprocess.run([sys.executable, '-m', 'llvfsr_plugin.report', '--hr', f'{root}/val/hr.lmdb', '--lr',
                     f'{root}/val/lr_x{scale}.lmdb', '--scale', str(scale), *methods, '--out',
                     f'{args.out}/report'], check=True)
