@@ -121,3 +121,18 @@ def test_infer_rejects_mismatched_checkpoint(checkpoint, tmp_path):
     r = subprocess.run([PY, '-m', 'llvfsr_plugin.infer', '-opt', str(tmp_path / 'o.yml'), '--input', DEMO + '/images',
                         '--out', str(tmp_path / 'x'), '--text-dir', DEMO + '/text'], capture_output=True, text=True)
     assert r.returncode != 0 and 'trained with other network options' in r.stderr and 'missing in checkpoint' in r.stderr
+
+
+def test_grid_titles_wrap_instead_of_being_cut():
+    """Long method names wrap onto more lines (every cell of the grid gets the same title height)."""
+    import numpy as np
+
+    from llvfsr_plugin.utils.vis import _wrap, make_grid
+    long = 'LLV-FSR, oracle mask+depth from the HR face 28.63dB'
+    assert ' '.join(_wrap(long, 18)) == long and all(len(x) <= 18 for x in _wrap(long, 18))
+    img = np.zeros((32, 32, 3), np.uint8)
+    one = make_grid([[img, img]], ['a', 'b'], size=128)
+    wrapped = make_grid([[img, img]], ['a', long], size=128)
+    assert wrapped.shape[1] == one.shape[1] and wrapped.shape[0] > one.shape[0]
+    bar = wrapped.shape[0] - 128
+    assert bar > 2 * 15 and (wrapped[15:bar, :128] == 255).all()  # 'a' uses line 1; its cell is padded white

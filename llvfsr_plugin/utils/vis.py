@@ -3,11 +3,27 @@ import cv2
 import numpy as np
 
 
-def _label(img, text, height=18):
-    bar = np.full((height, img.shape[1], 3), 255, np.uint8)
+def _wrap(text, width):
+    """Word-wrap `text` into lines of at most `width` characters (a longer word is cut)."""
+    lines = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += ' ' + word
+        else:
+            lines.append(word[:width])
+    return lines or ['']
+
+
+def _label(img, text, n_lines=None, line_height=15):
+    """A white title bar above `img`, the text word-wrapped to the image width; `n_lines` pads the bar so
+    cells of one grid line up."""
+    lines = _wrap(text, int(img.shape[1] / 7))
+    n = max(n_lines or 0, len(lines))
+    bar = np.full((n * line_height + 3, img.shape[1], 3), 255, np.uint8)
     scale = 0.4 if img.shape[1] < 200 else 0.5
-    cv2.putText(bar, text[:int(img.shape[1] / 7)], (3, height - 5), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
-                cv2.LINE_AA)
+    for i, line in enumerate(lines):
+        cv2.putText(bar, line, (3, (i + 1) * line_height - 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
+                    cv2.LINE_AA)
     return np.concatenate([bar, img], 0)
 
 
@@ -22,12 +38,15 @@ def to_size(img, size):
 def make_grid(rows, titles, size=128, row_labels=None, gap=2):
     """rows: list of lists of uint8 RGB images (one list per face); titles: column titles (per cell, or a
     list of lists for per-cell titles, e.g. with metric values). Returns one uint8 RGB image."""
+    def title(r, c):
+        return titles[r][c] if titles and isinstance(titles[0], (list, tuple)) else titles[c]
+
+    n_lines = max(len(_wrap(title(r, c), int(size / 7))) for r, imgs in enumerate(rows) for c in range(len(imgs)))
     out_rows = []
     for r, imgs in enumerate(rows):
         cells = []
         for c, img in enumerate(imgs):
-            t = titles[r][c] if titles and isinstance(titles[0], (list, tuple)) else titles[c]
-            cell = _label(to_size(img, size), t)
+            cell = _label(to_size(img, size), title(r, c), n_lines)
             cells.append(cell)
             cells.append(np.full((cell.shape[0], gap, 3), 255, np.uint8))
         row = np.concatenate(cells[:-1], 1)
