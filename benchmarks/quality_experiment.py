@@ -47,7 +47,7 @@ ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: ite
                               'upscale': 8, 'res_scale': 1, 'img_range': 255.}, [], 'SRModel'),
     'llvfsr_swin': ('LLV-FSR, LR priors, Swin block', net(MD, transformer='swin', window_size=8), MD, 'LLVFSRModel'),
     'llvfsr_pre': ('LLV-FSR, LR priors, upsample pre (batch 2, same minutes)', net(MD, upsample='pre'), MD,
-                   'LLVFSRModel', {'iters': 70, 'batch': 2}),
+                   'LLVFSRModel', {'iters': 115, 'batch': 2}),
     'llvfsr_hrprior': ('LLV-FSR, oracle mask+depth from the HR face', net(MD), MD, 'LLVFSRModel',
                        {'prior_data': 'data_hrprior'}),
 }
