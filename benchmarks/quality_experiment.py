@@ -3,7 +3,7 @@
 every row; bicubic, Model 1 (no priors), LLV-FSR with LR-derived priors only (FaceMesh mask + depth) and
 LLV-FSR + oracle text (captions/descriptions from the dataset files), optionally EDSR and Model 2; and rows
 that choose defaults or diagnose: the Swin-style transformer block, `upsample: pre` (at the same CPU minutes:
-its train step is ~50x slower per face and needs ~5 GB a face, so batch 2), and oracle mask/depth computed
+its train step is ~30x slower per face and needs ~5 GB a face, so batch 2), and oracle mask/depth computed
 from the HR face (is the LR prior's quality the limit?).
 
   python benchmarks/quality_experiment.py --iters 1500 --rows model1 llvfsr_lr llvfsr_oracle
