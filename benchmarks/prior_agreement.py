@@ -2,8 +2,8 @@
 """How good are the LR-derived map priors? Compares the mask and depth computed from each LR face with the
 same extractor's maps computed from its HR face (the 'oracle' of the quality experiment's llvfsr_hrprior
 row): per-label IoU and pixel accuracy of the mask, Pearson correlation and mean absolute error of depth,
-at the HR grid (LR maps upsampled: mask nearest, depth bilinear). Faces where either extractor fell back
-to the mean prior are counted and left out.
+on the stored map grid (64 x 64 for both with the default FaceMesh extractors; a coarser map is resized to
+the finer one). Faces where either extractor fell back to the mean prior are counted and left out.
 
   python benchmarks/prior_agreement.py --lr-root benchmarks/results/quality_x8/data \
       --hr-root benchmarks/results/quality_x8/data_hrprior [--split val --scale 8 --json out.json]
@@ -12,17 +12,11 @@ import argparse
 import json
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from llvfsr_plugin.prep.pipeline import prior_path
+from llvfsr_plugin.priors.maps import resize_map
 from llvfsr_plugin.priors.record import MASK_LABELS
 from llvfsr_plugin.priors.store import PriorStore
-
-
-def upsample(a, size, mode):
-    t = torch.from_numpy(a.astype(np.float32))[None, None]
-    return F.interpolate(t, size=size, mode=mode, **({} if mode == 'nearest' else {'align_corners': False}))[0, 0].numpy()
 
 
 def main(argv=None):
@@ -45,14 +39,15 @@ def main(argv=None):
         if any(m.get('fallback') for _, m in recs.values()):
             fell_back += 1
             continue
-        hm = recs['hr', 'mask'][0]['labels']
-        lm = upsample(recs['lr', 'mask'][0]['labels'], hm.shape, 'nearest').astype(hm.dtype)
+        lm, hm = recs['lr', 'mask'][0]['labels'], recs['hr', 'mask'][0]['labels']
+        ld, hd = (recs[w, 'depth'][0]['depth'].astype(np.float32) for w in ('lr', 'hr'))
+        size = max(lm.shape[0], hm.shape[0])
+        lm, hm = resize_map(lm, size, True), resize_map(hm, size, True)
+        ld, hd = resize_map(ld, size, False), resize_map(hd, size, False)
         acc.append(float((lm == hm).mean()))
         for c in range(len(MASK_LABELS)):
             inter[c] += np.logical_and(lm == c, hm == c).sum()
             union[c] += np.logical_or(lm == c, hm == c).sum()
-        hd = recs['hr', 'depth'][0]['depth'].astype(np.float32)
-        ld = upsample(recs['lr', 'depth'][0]['depth'], hd.shape, 'bilinear')
         corr.append(float(np.corrcoef(ld.ravel(), hd.ravel())[0, 1]))
         mae.append(float(np.abs(ld - hd).mean()))
     iou = {MASK_LABELS[c]: float(inter[c] / union[c]) for c in range(len(MASK_LABELS)) if union[c] > 0}

@@ -38,7 +38,7 @@ def net(priors, fusion='lvpfb', scale=8, **kw):
 
 
 MD = ['mask', 'depth']
-ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: iters, batch, prior_data])
+ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: iters, batch, hr_maps])
     'model1': ('Model 1 (no priors)', net([]), [], 'LLVFSRModel'),
     'llvfsr_lr': ('LLV-FSR, LR priors (mask+depth)', net(MD), MD, 'LLVFSRModel'),
     'llvfsr_oracle': ('LLV-FSR + oracle text', net(ALL), ALL, 'LLVFSRModel'),
@@ -49,7 +49,7 @@ ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: ite
     'llvfsr_pre': ('LLV-FSR, LR priors, upsample pre (batch 2, same minutes)', net(MD, upsample='pre'), MD,
                    'LLVFSRModel', {'iters': 115, 'batch': 2}),
     'llvfsr_hrprior': ('LLV-FSR, oracle mask+depth from the HR face', net(MD), MD, 'LLVFSRModel',
-                       {'prior_data': 'data_hrprior'}),
+                       {'hr_maps': True}),
 }
 
 
@@ -120,9 +120,9 @@ def main(argv=None):
     for row in args.rows:
         label, net_g, priors, model_type, *extra = ROWS[row]
         extra = extra[0] if extra else {}
-        iters = extra.get('iters', args.iters)
-        prior_root = prep_hr_priors(root, args.out, scale) if extra.get('prior_data') == 'data_hrprior' else root
-        dsets = {split: dataset(root, split, priors, scale, model_type, args.hr_size, extra.get('batch', 8), prior_root)
+        iters, batch = extra.get('iters', args.iters), extra.get('batch', 8)
+        prior_root = prep_hr_priors(root, args.out, scale) if extra.get('hr_maps') else root
+        dsets = {split: dataset(root, split, priors, scale, model_type, args.hr_size, batch, prior_root)
                  for split in ('train', 'val')}
         name = f'q_{row}'
         base = {'name': name, 'model_type': model_type, 'scale': scale, 'num_gpu': 0, 'manual_seed': 0,
@@ -150,8 +150,7 @@ def main(argv=None):
             t = time.time()
             subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'train', '-opt', f'{name}_train.yml'],
                            cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
-            timing[row] = {'label': label, 'train_minutes': (time.time() - t) / 60, 'iters': iters,
-                           'batch': extra.get('batch', 8)}
+            timing[row] = {'label': label, 'train_minutes': (time.time() - t) / 60, 'iters': iters, 'batch': batch}
             subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'test', '-opt', f'{name}_test.yml'],
                            cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
             json.dump(timing[row], open(row_json, 'w'))

@@ -116,7 +116,8 @@ def mean_prior():
     return z['labels'], z['depth']
 
 
-def _resize_map(a, size, nearest):
+def resize_map(a, size, nearest):
+    """A square map to size x size: nearest for labels, area (linear when enlarging) for depth."""
     if a.shape[0] == size:
         return a
     return cv2.resize(a, (size, size), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
@@ -152,7 +153,7 @@ class FaceMeshMask(_FaceMeshPrior):
         return {'labels': rasterize_regions(lm, self.prior_size)}
 
     def fallback(self):
-        return {'labels': _resize_map(mean_prior()[0], self.prior_size, True)}
+        return {'labels': resize_map(mean_prior()[0], self.prior_size, True)}
 
 
 @register('depth', 'facemesh')
@@ -163,7 +164,7 @@ class FaceMeshDepth(_FaceMeshPrior):
         return {'depth': interpolate_depth(lm, self.prior_size).astype(np.float16)}
 
     def fallback(self):
-        return {'depth': _resize_map(mean_prior()[1].astype(np.float32), self.prior_size, False).astype(np.float16)}
+        return {'depth': resize_map(mean_prior()[1].astype(np.float32), self.prior_size, False).astype(np.float16)}
 
 
 # ====================================================================================================== SAM

@@ -3,6 +3,9 @@ import cv2
 import numpy as np
 
 
+CHAR_PX = 7  # pixels per character of the title font (cv2 Hershey simplex at scale 0.4-0.5)
+
+
 def _wrap(text, width):
     """Word-wrap `text` into lines of at most `width` characters (a longer word is cut)."""
     lines = []
@@ -17,7 +20,7 @@ def _wrap(text, width):
 def _label(img, text, n_lines=None, line_height=15):
     """A white title bar above `img`, the text word-wrapped to the image width; `n_lines` pads the bar so
     cells of one grid line up."""
-    lines = _wrap(text, int(img.shape[1] / 7))
+    lines = _wrap(text, img.shape[1] // CHAR_PX)
     n = max(n_lines or 0, len(lines))
     bar = np.full((n * line_height + 3, img.shape[1], 3), 255, np.uint8)
     scale = 0.4 if img.shape[1] < 200 else 0.5
@@ -41,7 +44,7 @@ def make_grid(rows, titles, size=128, row_labels=None, gap=2):
     def title(r, c):
         return titles[r][c] if titles and isinstance(titles[0], (list, tuple)) else titles[c]
 
-    n_lines = max(len(_wrap(title(r, c), int(size / 7))) for r, imgs in enumerate(rows) for c in range(len(imgs)))
+    n_lines = max(len(_wrap(title(r, c), size // CHAR_PX)) for r, imgs in enumerate(rows) for c in range(len(imgs)))
     out_rows = []
     for r, imgs in enumerate(rows):
         cells = []
