@@ -3,7 +3,7 @@ PY := .venv/bin/python
 # this clone's package first, even when a shared cached venv's editable install points at another clone
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast lint bench clean
 install:
 	@scripts/install.sh
 
@@ -14,6 +14,14 @@ demo: install
 test: install
 	@$(PY) -m pytest -q tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# the unit tests only (no tests/e2e: subprocess pipelines, SIGKILL, torchrun), about a minute
+test-fast: install
+	@$(PY) -m pytest -q -m "not slow" tests
+
+# ruff (pyflakes, pycodestyle, isort) at 120 columns, ruff.toml; CI runs it before the tests
+lint: install
+	$(PY) -m ruff check .
 
 bench: install
 	$(PY) benchmarks/bench_speed.py --quick

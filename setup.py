@@ -53,6 +53,7 @@ extras = {
     'dev': [
         'pytest>=7',
         'ptflops>=0.7',
+        'ruff>=0.6',
     ],
 }
 extras['all'] = sorted({p for v in extras.values() for p in v})

@@ -13,8 +13,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import llvfsr_plugin  # noqa: F401
 from basicsr.archs import build_network
+from llvfsr_plugin.priors.contract import fake_priors
 
-ALL = ['caption', 'description', 'mask', 'depth']
 VARIANTS = [  # (row name, network options)
     ('LLV-FSR x8 (default)', dict(scale=8)),
     ('LLV-FSR x16 (default)', dict(scale=16)),
@@ -25,17 +25,16 @@ VARIANTS = [  # (row name, network options)
 ]
 
 
-def fake_priors(b, t_cap=20, t_des=128, dim=384, size=64):
-    return {'caption_tokens': torch.randn(b, t_cap, dim), 'caption_token_mask': torch.ones(b, t_cap, dtype=torch.bool),
-            'description_tokens': torch.randn(b, t_des, dim),
-            'description_token_mask': torch.ones(b, t_des, dtype=torch.bool),
-            'mask': torch.randint(0, 10, (b, 1, size, size)), 'depth': torch.rand(b, 1, size, size)}
+def bench_priors(b):
+    """Prior tensors at the sizes of the offline defaults: a one-line caption, a ten-line description,
+    64 x 64 maps."""
+    return fake_priors(b, text_len={'caption': 20, 'description': 128}, size=64)
 
 
 def measure(opts, repeats=5, hr=256):
     net = build_network(dict(type='LLVFSRArch', **opts)).eval()
     lq = torch.rand(1, 3, hr // opts['scale'], hr // opts['scale'])
-    pri = fake_priors(1)
+    pri = bench_priors(1)
     params = sum(p.numel() for p in net.parameters())
     with torch.no_grad():
         fc = FlopCounterMode(display=False)

@@ -11,9 +11,9 @@ import time
 
 import llvfsr_plugin  # noqa: F401
 from llvfsr_plugin.prep.images import degrade, list_images, read_rgb
-from llvfsr_plugin.priors.base import Sample, build_extractor
 from llvfsr_plugin.priors.cli_args import default_extractors
-from llvfsr_plugin.priors.maps import FaceMeshRunner
+from llvfsr_plugin.priors.extractors import Sample, build_extractor
+from llvfsr_plugin.priors.extractors.map_extractors import FaceMeshRunner
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

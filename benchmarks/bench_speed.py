@@ -28,20 +28,23 @@ sys.path.insert(0, os.path.join(HERE, 'benchmarks'))
 
 import llvfsr_plugin  # noqa: E402,F401
 from basicsr.archs import build_network  # noqa: E402
-from arch_cost import fake_priors  # noqa: E402
+from llvfsr_plugin import options as O  # noqa: E402
+from llvfsr_plugin import training  # noqa: E402
+from llvfsr_plugin.prep.images import decode_png  # noqa: E402
+from llvfsr_plugin.priors.contract import PAPER_PRIORS, collate, to_tensors  # noqa: E402
+from llvfsr_plugin.priors.extractors import Sample  # noqa: E402
+from llvfsr_plugin.priors.store import Store  # noqa: E402
+
+from arch_cost import bench_priors  # noqa: E402
 
 
 def nets(scale):
     yield 'LLV-FSR (default)', dict(type='LLVFSRArch', scale=scale), True
     yield 'Model 1 (no priors)', dict(type='LLVFSRArch', scale=scale, priors=[]), False
     yield 'Model 2 (concat)', dict(type='LLVFSRArch', scale=scale, fusion='concat'), True
-    yield 'EDSR (16 blocks, 64 ch)', dict(type='EDSR', num_in_ch=3, num_out_ch=3, num_feat=64, num_block=16,
-                                          upscale=scale, res_scale=1, img_range=255.), False
-    yield 'RCAN (10x20, 64 ch)', dict(type='RCAN', num_in_ch=3, num_out_ch=3, num_feat=64, num_group=10,
-                                      num_block=20, squeeze_factor=16, upscale=scale, res_scale=1, img_range=255.), False
-    yield 'SwinIR (4x6, 60 ch)', dict(type='SwinIR', upscale=scale, in_chans=3, img_size=256 // scale, window_size=8,
-                                      img_range=1., depths=[6] * 4, embed_dim=60, num_heads=[6] * 4, mlp_ratio=2,
-                                      upsampler='pixelshuffle', resi_connection='1conv'), False
+    yield 'EDSR (16 blocks, 64 ch)', O.baseline_network_opt('EDSR', scale), False
+    yield 'RCAN (10x20, 64 ch)', O.baseline_network_opt('RCAN', scale), False
+    yield 'SwinIR (4x6, 60 ch)', O.baseline_network_opt('SwinIR', scale), False
 
 
 def timeit(fn, repeats, warmup=1):
@@ -76,7 +79,7 @@ def train_peak_mb(opt, with_priors, scale):
 def train_step(net, with_priors, scale):
     """One L1 + Adam step at batch 8 (the paper's optimizer settings) on fixed random data."""
     lr = 256 // scale
-    x8, p8, gt = torch.rand(8, 3, lr, lr), fake_priors(8), torch.rand(8, 3, 256, 256)
+    x8, p8, gt = torch.rand(8, 3, lr, lr), bench_priors(8), torch.rand(8, 3, 256, 256)
     opt_ = torch.optim.Adam(net.parameters(), 2e-4, betas=(0.9, 0.99), eps=1e-8)
     net.train()
 
@@ -114,8 +117,8 @@ def bench_nets(specs, scale, repeats, quick):
     """specs: [(name, network opt, takes priors)] -> {name: measurements}; times are interleaved."""
     from torch.utils.flop_counter import FlopCounterMode
     lr = 256 // scale
-    x1, p1 = torch.rand(1, 3, lr, lr), fake_priors(1)
-    x16, p16 = torch.rand(16, 3, lr, lr), fake_priors(16)
+    x1, p1 = torch.rand(1, 3, lr, lr), bench_priors(1)
+    x16, p16 = torch.rand(16, 3, lr, lr), bench_priors(16)
     res, nets_, calls = {}, {}, {}
     for name, opt, with_priors in specs:
         net = build_network(dict(opt)).eval()
@@ -153,7 +156,7 @@ def variants(scale, repeats):
     """LLV-FSR forward (batch 1): the default (fp32, channels_last), NCHW, bf16 autocast, torch.compile."""
     net = build_network(dict(type='LLVFSRArch', scale=scale)).eval()
     net_nchw = build_network(dict(type='LLVFSRArch', scale=scale, channels_last=False)).eval()
-    x, p = torch.rand(1, 3, 256 // scale, 256 // scale), fake_priors(1)
+    x, p = torch.rand(1, 3, 256 // scale, 256 // scale), bench_priors(1)
 
     def bf16():
         with torch.autocast('cpu', dtype=torch.bfloat16):
@@ -176,11 +179,10 @@ def variants(scale, repeats):
 
 def loader_speed(root, workers_list, seconds=6):
     from basicsr.data import build_dataloader, build_dataset
-    sys.path.insert(0, os.path.join(HERE, 'tests'))
-    from conftest import dataset_opt
+    training.install()  # the text collate and spawn-safe workers, as under the `basicsr` CLI
     out = {}
     for w in workers_list:
-        opt = dict(dataset_opt(root, 'train'), phase='train', scale=8, num_worker_per_gpu=w, batch_size_per_gpu=8,
+        opt = dict(O.dataset_opt(root, 'train', 8, PAPER_PRIORS, phase='train', workers=w), phase='train', scale=8,
                    dataset_enlarge_ratio=50)
         dl = build_dataloader(build_dataset(opt), opt, num_gpu=0, dist=False, sampler=None, seed=0)
         n, t = 0, time.perf_counter()
@@ -238,11 +240,6 @@ def main(argv=None):
         res['offline_prep_priors_faces_per_s'] = prep_fps
         res['loader_samples_per_s'] = loader_speed(root, [0] if args.quick else [0, 1, 2])
         res['train_step_samples_per_s_x8'] = 8 / (res['nets']['x8']['LLV-FSR (default)']['train_b8_ms'] / 1e3)
-        from llvfsr_plugin.prep.images import decode_png
-        from llvfsr_plugin.priors.base import Sample
-        from llvfsr_plugin.priors.record import arrays_to_tensors
-        from llvfsr_plugin.priors.store import Store
-        from llvfsr_plugin.data.prior_paired_dataset import PriorPairedDataset
         lr_s = Store(f'{root}/train/lr_x8.lmdb')
         keys = lr_s.keys()[:8]
         net = build_network(dict(type='LLVFSRArch', scale=8)).eval()
@@ -253,9 +250,9 @@ def main(argv=None):
             tp = time.perf_counter()
             item = {'lq': torch.from_numpy(s.lr).permute(2, 0, 1).float() / 255}
             for p, e in ex.items():
-                item.update(arrays_to_tensors(p, e.extract([s])[0][0]))
+                item.update(to_tensors(p, e.extract([s])[0][0]))
             t_pri += time.perf_counter() - tp
-            b = PriorPairedDataset.collate_fn([item])
+            b = collate([item])
             with torch.no_grad():
                 net(b.pop('lq'), b)
         res['e2e_inference_ms_per_face'] = (time.perf_counter() - t) / len(keys) * 1e3
@@ -273,7 +270,8 @@ def render(res):
     for scale, rows in res['nets'].items():
         first = next(iter(rows.values()))
         lines += [f'**{scale}** (ratios vs LLV-FSR)', '',
-                  '| network | params (M) | GFLOPs | fwd b1 (ms) | fwd b16 (ms/face) | train b8 (ms) | train-step peak memory (MB) |',
+                  '| network | params (M) | GFLOPs | fwd b1 (ms) | fwd b16 (ms/face) | train b8 (ms) '
+                  '| train-step peak memory (MB) |',
                   '|---|---|---|---|---|---|---|']
         for n, r in rows.items():
             lines.append(f"| {n} | {r['params_M']:.2f} | {r['GFLOPs']:.2f} | {r['fwd_b1_ms']:.0f} "
@@ -288,7 +286,8 @@ def render(res):
     lines.append(f"PriorPairedDataset samples/s by workers: "
                  f"{ {k: round(v) for k, v in res['loader_samples_per_s'].items()} } vs train step "
                  f"{res['train_step_samples_per_s_x8']:.1f} samples/s")
-    lines.append(f"offline prior prep (all four priors, 256 px HR, x8): {res['offline_prep_priors_faces_per_s']:.1f} faces/s; "
+    lines.append("offline prior prep (all four priors, 256 px HR, x8): "
+                 f"{res['offline_prep_priors_faces_per_s']:.1f} faces/s; "
                  f"end-to-end inference {res['e2e_inference_ms_per_face']:.0f} ms/face, of which priors "
                  f"{res['e2e_priors_ms_per_face']:.0f} ms")
     return '\n'.join(lines)

@@ -13,9 +13,9 @@ import json
 
 import numpy as np
 
-from llvfsr_plugin.prep.pipeline import prior_path
-from llvfsr_plugin.priors.maps import resize_map
-from llvfsr_plugin.priors.record import MASK_LABELS
+from llvfsr_plugin.prep.layout import prior_path
+from llvfsr_plugin.priors.contract import MASK_LABELS
+from llvfsr_plugin.priors.extractors.map_extractors import resize_map
 from llvfsr_plugin.priors.store import PriorStore
 
 
@@ -39,7 +39,7 @@ def main(argv=None):
         if any(m.get('fallback') for _, m in recs.values()):
             fell_back += 1
             continue
-        lm, hm = recs['lr', 'mask'][0]['labels'], recs['hr', 'mask'][0]['labels']
+        lm, hm = recs['lr', 'mask'][0]['mask'], recs['hr', 'mask'][0]['mask']
         ld, hd = (recs[w, 'depth'][0]['depth'].astype(np.float32) for w in ('lr', 'hr'))
         size = max(lm.shape[0], hm.shape[0])
         lm, hm = resize_map(lm, size, True), resize_map(hm, size, True)

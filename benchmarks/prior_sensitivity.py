@@ -21,7 +21,9 @@ import llvfsr_plugin  # noqa: F401
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_psnr
 from basicsr.utils import tensor2img
-from llvfsr_plugin.data.prior_paired_dataset import PriorPairedDataset, prior_batch_keys
+from llvfsr_plugin.data.prior_paired_dataset import PriorPairedDataset
+from llvfsr_plugin.priors.contract import batch_keys, collate
+from llvfsr_plugin.utils.checkpoint import load_network_params
 
 
 def blank(priors, only=None):
@@ -46,10 +48,8 @@ def main(argv=None):
         raise SystemExit(f'{args.opt}: network_g has no priors; nothing to test')
     dopt = dict(next(iter(opt['datasets'].values())), phase='val', scale=opt['scale'])
     ds = PriorPairedDataset(dopt)
-    net = build_network(dict(opt['network_g'])).eval()
-    state = torch.load(args.ckpt, map_location='cpu', weights_only=True)
-    net.load_state_dict(state.get('params', state))
-    keys = prior_batch_keys(names)
+    net = load_network_params(build_network(dict(opt['network_g'])), args.ckpt).eval()
+    keys = batch_keys(names)
     n = len(ds) if not args.limit else min(args.limit, len(ds))
     items = [ds[i] for i in range(n)]
     conds = ['own priors', "another face's priors", 'blank priors'] + ([f'blank {p} only' for p in names]
@@ -64,7 +64,7 @@ def main(argv=None):
                         'blank priors': blank(own)}
             variants.update({f'blank {p} only': blank(own, p) for p in names if len(names) > 1})
             for cond, pri in variants.items():
-                b = PriorPairedDataset.collate_fn([dict(pri, lq=it['lq'])])
+                b = collate([dict(pri, lq=it['lq'])])
                 sr = net(b.pop('lq'), b)
                 psnr[cond].append(calculate_psnr(tensor2img(sr), gt, crop_border=0, test_y_channel=True))
     res = {c: sum(v) / len(v) for c, v in psnr.items()}

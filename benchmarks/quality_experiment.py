@@ -25,16 +25,20 @@ import subprocess
 import sys
 import time
 
-import yaml
+from llvfsr_plugin import options as O
+from llvfsr_plugin.prep.layout import hr_path, lr_path
+from llvfsr_plugin.prep.pipeline import extract_priors, make_image_lmdbs
+from llvfsr_plugin.priors.cli_args import default_extractors
+from llvfsr_plugin.priors.contract import PAPER_PRIORS as ALL
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ALL = ['caption', 'description', 'mask', 'depth']
 
 
 def net(priors, fusion='lvpfb', scale=8, **kw):
-    return dict({'type': 'LLVFSRArch', 'scale': scale, 'num_feat': 32, 'num_blocks': 4, 'transformer_depth': 2,
-                 'num_heads': 2, 'priors': priors, 'fusion': fusion, 'upsample': 'pixelshuffle', 'text_dim': 384,
-                 'num_classes': 10}, **kw)
+    """The experiment's network size: C=32, L=4."""
+    return O.network_opt(priors, scale, **dict({'num_feat': 32, 'num_blocks': 4, 'transformer_depth': 2, 'num_heads': 2,
+                                                 'fusion': fusion, 'upsample': 'pixelshuffle', 'text_dim': 384,
+                                                 'num_classes': 10}, **kw))
 
 
 MD = ['mask', 'depth']
@@ -43,8 +47,7 @@ ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: ite
     'llvfsr_lr': ('LLV-FSR, LR priors (mask+depth)', net(MD), MD, 'LLVFSRModel'),
     'llvfsr_oracle': ('LLV-FSR + oracle text', net(ALL), ALL, 'LLVFSRModel'),
     'model2': ('Model 2 (concat) + oracle text', net(ALL, 'concat'), ALL, 'LLVFSRModel'),
-    'edsr': ('EDSR (16x64)', {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_block': 16,
-                              'upscale': 8, 'res_scale': 1, 'img_range': 255.}, [], 'SRModel'),
+    'edsr': ('EDSR (16x64)', O.baseline_network_opt('EDSR', 8), [], 'SRModel'),
     'llvfsr_swin': ('LLV-FSR, LR priors, Swin block', net(MD, transformer='swin', window_size=8), MD, 'LLVFSRModel'),
     'llvfsr_pre': ('LLV-FSR, LR priors, upsample pre (batch 2, same minutes)', net(MD, upsample='pre'), MD,
                    'LLVFSRModel', {'iters': 115, 'batch': 2}),
@@ -54,8 +57,6 @@ ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: ite
 
 
 def prep(data_root, out, n_train, n_val, hr_size, scale):
-    from llvfsr_plugin.prep.pipeline import extract_priors, make_image_lmdbs
-    from llvfsr_plugin.priors.cli_args import default_extractors
     root = os.path.join(out, 'data')
     rows = list(csv.DictReader(open(os.path.join(data_root, 'index.csv'))))
     files = {s: [(r['celebahq_idx'], os.path.join(data_root, r['image'])) for r in rows if r['split'] == s][:n]
@@ -69,8 +70,6 @@ def prep(data_root, out, n_train, n_val, hr_size, scale):
 def prep_hr_priors(root, out, scale):
     """Oracle maps for the diagnosis row: the offline mask/depth extractors run on the HR face (the network
     resizes them to its feature grid). A root whose lr_x<s>.lmdb is a link to the HR store."""
-    from llvfsr_plugin.prep.pipeline import extract_priors, hr_path, lr_path
-    from llvfsr_plugin.priors.cli_args import default_extractors
     hroot = os.path.join(out, 'data_hrprior')
     for split in ('train', 'val'):
         os.makedirs(os.path.join(hroot, split), exist_ok=True)
@@ -81,17 +80,14 @@ def prep_hr_priors(root, out, scale):
 
 
 def dataset(root, split, priors, scale, model_type, hr_size, batch=8, prior_root=None):
-    prior_root = prior_root or root
-    d = {'name': f'q_{split}', 'type': 'PriorPairedDataset' if model_type == 'LLVFSRModel' else 'PairedImageDataset',
-         'dataroot_gt': f'{root}/{split}/hr.lmdb', 'dataroot_lq': f'{root}/{split}/lr_x{scale}.lmdb',
-         'io_backend': {'type': 'lmdb'}}
-    if model_type == 'LLVFSRModel':
-        d.update(priors=priors, prior_roots={p: f'{prior_root}/{split}/priors_x{scale}/{p}.lmdb' for p in priors})
-    if split == 'train':
-        d.update(use_hflip=True, use_rot=False, num_worker_per_gpu=1, batch_size_per_gpu=batch, dataset_enlarge_ratio=1,
-                 prefetch_mode=None)
-        if model_type == 'SRModel':
-            d['gt_size'] = hr_size  # whole faces, as the LLV-FSR rows see them (PairedImageDataset crops)
+    """A row's dataset option; `prior_root`: the root whose prior stores to read (the HR-maps row)."""
+    baseline = model_type == 'SRModel'
+    d = O.dataset_opt(root, split, scale, priors, phase=split, name=f'q_{split}', baseline=baseline, batch_size=batch,
+                      workers=1)
+    if not baseline and prior_root:
+        d['prior_roots'] = O.dataset_opt(prior_root, split, scale, priors)['prior_roots']
+    if split == 'train' and baseline:
+        d['gt_size'] = hr_size  # whole faces, as the LLV-FSR rows see them (PairedImageDataset crops)
     return d
 
 
@@ -110,7 +106,6 @@ def main(argv=None):
     if args.quick:
         args.train, args.val, args.iters = 200, 20, 200
     os.environ.setdefault('GLOG_minloglevel', '2')
-    import llvfsr_plugin  # noqa: F401
     scale = 8
     os.makedirs(args.out, exist_ok=True)
     t = time.time()
@@ -125,23 +120,10 @@ def main(argv=None):
         dsets = {split: dataset(root, split, priors, scale, model_type, args.hr_size, batch, prior_root)
                  for split in ('train', 'val')}
         name = f'q_{row}'
-        base = {'name': name, 'model_type': model_type, 'scale': scale, 'num_gpu': 0, 'manual_seed': 0,
-                'network_g': net_g, 'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None}}
-        train = dict(base, datasets={'train': dsets['train']},
-                     train={'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 2e-4, 'weight_decay': 0,
-                                                        'betas': [0.9, 0.99], 'eps': 1e-8},
-                            'scheduler': {'type': 'MultiStepLR', 'milestones': [10 ** 9], 'gamma': 1.0},
-                            'total_iter': iters, 'warmup_iter': -1,
-                            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}},
-                     logger={'print_freq': 100, 'save_checkpoint_freq': 10 ** 9, 'use_tb_logger': False,
-                             'wandb': {'project': None, 'resume_id': None}})
-        test = dict(base, datasets={'test_1': dsets['val']},
-                    val={'save_img': True, 'suffix': None,
-                         'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': True}}})
-        test['path'] = dict(base['path'], pretrain_network_g=f'experiments/{name}/models/net_g_latest.pth')
+        train = O.train_opt(name, {'train': dsets['train']}, net_g, iters, model_type, scale)
+        test = O.test_opt(train, {'test_1': dsets['val']}, metrics={'psnr': O.PSNR})
         for kind, o in (('train', train), ('test', test)):
-            with open(os.path.join(args.out, f'{name}_{kind}.yml'), 'w') as f:
-                yaml.safe_dump(o, f, sort_keys=False)
+            O.dump_yaml(os.path.join(args.out, f'{name}_{kind}.yml'), o)
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
         row_json = os.path.join(args.out, f'{name}_timing.json')
         if os.path.isfile(row_json) and json.load(open(row_json))['iters'] == iters:  # finished earlier
@@ -156,8 +138,8 @@ def main(argv=None):
             json.dump(timing[row], open(row_json, 'w'))
         methods += ['--method', f"{label}={args.out}/results/{name}/visualization/q_val"]
         print(f'[quality] {label}: {timing[row]["train_minutes"]:.1f} min for {iters} iterations', flush=True)
-    subprocess.run([sys.executable, '-m', 'llvfsr_plugin.report', '--hr', f'{root}/val/hr.lmdb', '--lr',
-                    f'{root}/val/lr_x{scale}.lmdb', '--scale', str(scale), *methods, '--out',
+    subprocess.run([sys.executable, '-m', 'llvfsr_plugin.report', '--hr', hr_path(root, 'val'), '--lr',
+                    lr_path(root, 'val', scale), '--scale', str(scale), *methods, '--out',
                     f'{args.out}/report'], check=True)
     json.dump(timing, open(f'{args.out}/report/timing.json', 'w'), indent=1)
     print(json.dumps(timing, indent=1))

@@ -19,7 +19,7 @@ import os
 import random
 import sys
 
-
+from llvfsr_plugin.errors import UserError
 from llvfsr_plugin.prep.pipeline import make_image_lmdbs
 
 
@@ -77,11 +77,10 @@ def main(argv=None):
             sys.exit(f'split {split!r}: {len(absent)} image(s) not in {args.hr_dir}, e.g. {absent[:5]}')
         keys = keys[:args.limit] if args.limit else keys
         files[split] = [(k, os.path.join(args.hr_dir, keys_on_disk[k])) for k in keys]
-    from llvfsr_plugin.priors.record import RecordError
     try:
         make_image_lmdbs(files, args.out, args.scales, args.hr_size or None, args.on_error, args.overwrite,
                          args.workers)
-    except (OSError, RecordError) as e:  # disk full, ...: one message, work so far kept
+    except (OSError, UserError) as e:  # disk full, ...: one message, work so far kept
         sys.exit(f'[prep] {e}\n  (everything written so far is kept in *.partial and resumed by a rerun)')
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Build the FaceMesh *mean prior* used when no face is found in an LR image (llvfsr_plugin/priors/maps.py).
+"""Build the FaceMesh *mean prior* used when no face is found in an LR image
+(llvfsr_plugin/priors/extractors/map_extractors.py).
 
   python datasets_prep/make_mean_prior.py --hr-dir ../shared/data/celebahq256/images/train --limit 1000
 
@@ -13,8 +14,13 @@ import numpy as np
 from tqdm import tqdm
 
 from llvfsr_plugin.prep.images import list_images
-from llvfsr_plugin.priors.maps import MEAN_PRIOR, FaceMeshRunner, interpolate_depth, rasterize_regions
-from llvfsr_plugin.priors.record import NUM_MASK_CLASSES
+from llvfsr_plugin.priors.contract import NUM_MASK_CLASSES
+from llvfsr_plugin.priors.extractors.map_extractors import (
+    MEAN_PRIOR,
+    FaceMeshRunner,
+    interpolate_depth,
+    rasterize_regions,
+)
 
 
 def main(argv=None):

@@ -7,10 +7,12 @@ consistent shapes and meta. Exit code 1 and a list of problems if anything is of
 import argparse
 import sys
 
+from llvfsr_plugin.cli import load_plugins
 from llvfsr_plugin.prep.pipeline import validate
 
 
 def main(argv=None):
+    load_plugins()  # priors that other packages add (entry-point group `basicsr.plugins`)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--root', required=True)
     ap.add_argument('--splits', nargs='+', default=None)

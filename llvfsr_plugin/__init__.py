@@ -1,8 +1,10 @@
 """llvfsr_plugin: LLV-FSR (arXiv 2411.09293) as a BasicSR plugin.
 
-`import llvfsr_plugin` applies the BasicSR compatibility patches (llvfsr_plugin/compat.py) and registers
-LLVFSRArch, PriorPairedDataset, LLVFSRModel and this plugin's metrics in BasicSR's registries, the way
-Real-ESRGAN's package does.
+`import llvfsr_plugin` applies the repairs BasicSR 1.4.2 needs on current PyTorch (llvfsr_plugin/compat.py)
+and registers LLVFSRArch, PriorPairedDataset, LLVFSRModel and this plugin's metrics in BasicSR's
+registries, the way Real-ESRGAN's package does. It changes none of BasicSR's own models: the training
+features (crash-safe checkpoints, exact resume, text collate) are LLVFSRModel's, and the `basicsr` CLI's
+(llvfsr_plugin/training.py).
 """
 from . import compat
 

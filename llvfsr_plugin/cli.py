@@ -4,14 +4,25 @@
     basicsr test  -opt options/test_x8.yml
     torchrun --nproc_per_node=2 -m llvfsr_plugin train -opt ... --launcher pytorch
 """
+import importlib
 import os
 import sys
+from importlib.metadata import entry_points
+
+import llvfsr_plugin  # noqa: F401  (first: applies the compat repairs before anything imports basicsr)
+from basicsr.test import test_pipeline
+from basicsr.train import train_pipeline
+from llvfsr_plugin import training
+from llvfsr_plugin.compat import normalize_argv
+from llvfsr_plugin.errors import UserError
+from llvfsr_plugin.options import check_options
 
 HELP = """usage: basicsr {train,test} -opt OPTION.yml [BasicSR options]
 
 Runs BasicSR's own train_pipeline / test_pipeline (basicsr==1.4.2) with llvfsr_plugin and every package
 that declares itself a BasicSR plugin (entry-point group `basicsr.plugins`) imported first, so their
-archs, datasets, models and metrics can be named in the YAML.
+archs, datasets, models, metrics and priors can be named in the YAML. Adds crash-safe checkpoints, exact
+resume and the text collate to every model it trains (llvfsr_plugin.training).
 
 subcommands:
   train      basicsr.train.train_pipeline   -> ./experiments/<name>/, ./tb_logger/<name>/
@@ -38,11 +49,7 @@ environment:
 
 
 def load_plugins():
-    """Import llvfsr_plugin and every module registered under the `basicsr.plugins` entry-point group."""
-    import importlib
-    from importlib.metadata import entry_points
-
-    import llvfsr_plugin  # noqa: F401  (first: applies the compat patches before anything imports basicsr)
+    """Import every module registered under the `basicsr.plugins` entry-point group (llvfsr_plugin is)."""
     loaded = ['llvfsr_plugin']
     for ep in entry_points(group='basicsr.plugins'):
         if ep.value == 'llvfsr_plugin':
@@ -67,7 +74,6 @@ def _check_opt(argv):
 
 
 def main(argv=None):
-    from llvfsr_plugin.compat import normalize_argv
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ('-h', '--help', 'help'):
         print(HELP)
@@ -80,34 +86,17 @@ def main(argv=None):
         return 0
     _check_opt(rest)
     load_plugins()
+    training.install()
     try:
-        from llvfsr_plugin.options import check_options
         check_options(rest[rest.index('-opt') + 1])
         sys.argv = [f'basicsr {cmd}'] + rest  # BasicSR's parse_options reads sys.argv
         root = os.getcwd()
-        if cmd == 'train':
-            from basicsr.train import train_pipeline
-            train_pipeline(root)
-        else:
-            from basicsr.test import test_pipeline
-            test_pipeline(root)
-    except user_errors() as e:
+        (train_pipeline if cmd == 'train' else test_pipeline)(root)
+    except UserError as e:
         if os.environ.get('LLVFSR_TRACEBACK') == '1':
             raise
         sys.exit(f'basicsr: error: {e}\n(set LLVFSR_TRACEBACK=1 for the full traceback)')
     return 0
-
-
-def user_errors():
-    """Errors that are about the user's options or data: one message, no traceback wall."""
-    from llvfsr_plugin.data.prior_paired_dataset import DatasetOptionError
-    from llvfsr_plugin.metrics.face_metric import MetricUnavailable
-    from llvfsr_plugin.models.llvfsr_model import PriorOptionError
-    from llvfsr_plugin.options import OptionFileError
-    from llvfsr_plugin.priors.base import PriorModelUnavailable
-    from llvfsr_plugin.priors.record import RecordError
-    return (OptionFileError, DatasetOptionError, PriorOptionError, RecordError, PriorModelUnavailable,
-            MetricUnavailable)
 
 
 if __name__ == '__main__':

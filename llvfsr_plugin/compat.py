@@ -1,13 +1,21 @@
-"""Compatibility patches for official ``basicsr==1.4.2`` on current PyTorch, in one place.
+"""Repairs of official ``basicsr==1.4.2`` on current PyTorch, in one place.
 
-Applied by ``import llvfsr_plugin`` (before the package imports basicsr). Every patch is idempotent and
+Applied by ``import llvfsr_plugin`` (before the package imports basicsr). Every repair is idempotent and
 a no-op where it is not needed (CUDA present, a future basicsr that fixed the problem). Each names the
-upstream issue it works around.
+upstream issue it works around. Features this plugin adds to BasicSR's training (crash-safe checkpoints,
+exact resume, text collate) are not repairs: they live in `llvfsr_plugin.training`.
 """
 import datetime
 import os
 import sys
 import types
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel
+
+# basicsr is imported inside the patch functions: this module runs before basicsr can be imported (repair 1)
 
 _APPLIED = set()
 
@@ -15,9 +23,8 @@ _APPLIED = set()
 # ----------------------------------------------------------------------------------------------------------
 # 1. torchvision>=0.17 removed `torchvision.transforms.functional_tensor` (BasicSR#533, #663).
 #    basicsr/data/degradations.py imports `rgb_to_grayscale` from it, and `import basicsr` imports that
-#    module, so every basicsr import fails without this alias. It must run before any basicsr import; a
-#    spawned DataLoader worker gets it through patch 5 (the dataset arrives wrapped in SpawnSafeDataset,
-#    whose unpickling imports this package first).
+#    module, so every basicsr import fails without this alias. It must run before any basicsr import (a
+#    spawned DataLoader worker of the `basicsr` CLI gets it through `training.SpawnSafeDataset`).
 # ----------------------------------------------------------------------------------------------------------
 def patch_functional_tensor():
     name = 'torchvision.transforms.functional_tensor'
@@ -49,9 +56,6 @@ def _dist_timeout():
 
 
 def init_dist(launcher, backend=None, **kwargs):
-    import torch
-    import torch.distributed as dist
-    import torch.multiprocessing as mp
     if mp.get_start_method(allow_none=True) is None:
         mp.set_start_method('spawn')
     if launcher != 'pytorch':
@@ -84,7 +88,6 @@ def patch_dist():
 
     def model_to_device(self, net):
         if self.opt.get('dist') and self.device.type == 'cpu':
-            from torch.nn.parallel import DistributedDataParallel
             net = net.to(self.device)
             return DistributedDataParallel(net, find_unused_parameters=self.opt.get('find_unused_parameters', False))
         return orig_model_to_device(self, net)
@@ -101,7 +104,6 @@ def patch_dist():
 #    own run wrote, so it is trusted.
 # ----------------------------------------------------------------------------------------------------------
 def load_resume_state(opt):
-    import torch
     from basicsr.utils import check_resume, scandir
     resume_state_path = None
     if opt['auto_resume']:
@@ -147,185 +149,6 @@ def normalize_argv(argv):
     return out
 
 
-# ----------------------------------------------------------------------------------------------------------
-# 5. `build_dataloader` (a) has no way to pass a `collate_fn` (no upstream issue; BasicSR's own datasets
-#    never need one): a dataset that defines `collate_fn` (PriorPairedDataset pads text tokens to the batch)
-#    gets it; (b) under the spawn start method (`init_dist` sets it) a worker unpickles the dataset before
-#    anything else, and unpickling one of BasicSR's own datasets imports basicsr -> the removed torchvision
-#    module (patch 1). Workers therefore receive the dataset inside `SpawnSafeDataset`, whose unpickling
-#    imports llvfsr_plugin (applying patch 1) first. A no-op for num_workers == 0.
-# ----------------------------------------------------------------------------------------------------------
-def _rebuild_spawn_safe(dataset):
-    return SpawnSafeDataset(dataset)
-
-
-class SpawnSafeDataset:
-    """Transparent dataset proxy whose pickle applies the compat patches before the wrapped dataset."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __reduce__(self):
-        # pickle stores (callable, args): loading the callable imports llvfsr_plugin.compat -> llvfsr_plugin
-        # (patch 1) before `args` (the BasicSR dataset, whose class import needs basicsr) is unpickled
-        return _rebuild_spawn_safe, (self.dataset,)
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, i):
-        return self.dataset[i]
-
-    def __getattr__(self, name):
-        if name == 'dataset':
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
-
-
-def patch_collate():
-    if 'collate' in _APPLIED:
-        return
-    import basicsr.data as bd
-    import basicsr.test as btest
-    import basicsr.train as btrain
-    orig = bd.build_dataloader
-
-    def build_dataloader(dataset, dataset_opt, *args, **kwargs):
-        if dataset_opt.get('phase') == 'train' and dataset_opt.get('num_worker_per_gpu', 0) > 0:
-            dataset = SpawnSafeDataset(dataset)
-        loader = orig(dataset, dataset_opt, *args, **kwargs)
-        if getattr(dataset, 'collate_fn', None) is not None:
-            loader.collate_fn = dataset.collate_fn
-        return loader
-
-    for mod in (bd, btrain, btest):
-        mod.build_dataloader = build_dataloader
-    _APPLIED.add('collate')
-
-
-# ----------------------------------------------------------------------------------------------------------
-# 6. Crash-safe saving and exact resume (no upstream issue; BasicSR's documented behaviour):
-#    - `save_network` / `save_training_state` write in place: a SIGKILL during `torch.save` leaves a truncated
-#      `N.state` that `--auto_resume` then picks and fails on. We write `<file>.tmp` and rename.
-#    - resuming restarts the interrupted epoch from its first batch and does not restore the RNGs, so a
-#      resumed run sees other batches / flips than an uninterrupted one. The training state now also holds
-#      the python / numpy / torch (/ CUDA) RNG states, and on resume the train sampler skips the batches the
-#      interrupted epoch already consumed. With num_worker_per_gpu: 0 the resumed run is bit-exact; with
-#      workers, their augmentation RNG restarts from BasicSR's per-worker seed (batches are still exact).
-# ----------------------------------------------------------------------------------------------------------
-_TRAIN = {}
-
-
-def _atomic_torch_save(obj, path):
-    import torch
-    tmp = path + '.tmp'
-    torch.save(obj, tmp)
-    with open(tmp, 'rb') as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _rng_state():
-    import random
-
-    import numpy as np
-    import torch
-    state = {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state['cuda'] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state):
-    import random
-
-    import numpy as np
-    import torch
-    random.setstate(state['python'])
-    np.random.set_state(state['numpy'])
-    torch.set_rng_state(state['torch'])
-    if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
-
-
-class _SkipOnceSampler:
-    """Wraps BasicSR's EnlargedSampler: the first epoch after a resume skips already-consumed indices."""
-
-    def __init__(self, sampler):
-        self.sampler, self.skip = sampler, 0
-
-    def __iter__(self):
-        it = iter(self.sampler)
-        skip, self.skip = self.skip, 0
-        for _ in range(skip):
-            next(it, None)
-        return it
-
-    def __len__(self):
-        return len(self.sampler)
-
-    def set_epoch(self, epoch):
-        self.sampler.set_epoch(epoch)
-
-
-def patch_exact_resume():
-    if 'exact_resume' in _APPLIED:
-        return
-    import basicsr.train as btrain
-    from basicsr.models import base_model
-    from basicsr.utils.dist_util import master_only
-    BaseModel = base_model.BaseModel
-    orig_loaders = btrain.create_train_val_dataloader
-
-    def create_train_val_dataloader(opt, logger):
-        result = list(orig_loaders(opt, logger))
-        train_loader = result[0]
-        if train_loader is not None and train_loader.sampler is not None:
-            wrapped = _SkipOnceSampler(result[1])
-            # the DataLoader froze its batch_sampler around the original sampler: point it at the wrapper
-            train_loader.batch_sampler.sampler = wrapped
-            result[1] = wrapped
-            _TRAIN.update(loader=train_loader, sampler=wrapped)
-        return tuple(result)
-
-    btrain.create_train_val_dataloader = create_train_val_dataloader
-
-    @master_only
-    def save_network(self, net, net_label, current_iter, param_key='params'):
-        current_iter = 'latest' if current_iter == -1 else current_iter
-        nets = net if isinstance(net, list) else [net]
-        keys = param_key if isinstance(param_key, list) else [param_key]
-        save = {}
-        for n, k in zip(nets, keys):
-            sd = self.get_bare_model(n).state_dict()
-            save[k] = {(key[7:] if key.startswith('module.') else key): v.cpu() for key, v in sd.items()}
-        _atomic_torch_save(save, os.path.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'))
-
-    @master_only
-    def save_training_state(self, epoch, current_iter):
-        if current_iter == -1:
-            return
-        state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
-                 'schedulers': [s.state_dict() for s in self.schedulers], 'rng': _rng_state()}
-        _atomic_torch_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
-
-    orig_resume = BaseModel.resume_training
-
-    def resume_training(self, resume_state):
-        orig_resume(self, resume_state)
-        if 'rng' in resume_state:
-            _set_rng_state(resume_state['rng'])
-        loader, sampler = _TRAIN.get('loader'), _TRAIN.get('sampler')
-        if loader is not None:
-            done = resume_state['iter'] - resume_state['epoch'] * len(loader)  # batches of this epoch already used
-            sampler.skip = max(0, done) * loader.batch_size
-
-    BaseModel.save_network = save_network
-    BaseModel.save_training_state = save_training_state
-    BaseModel.resume_training = resume_training
-    _APPLIED.add('exact_resume')
-
-
 def apply_pre_import():
     """Patches that must exist before basicsr is imported."""
     patch_functional_tensor()
@@ -335,8 +158,6 @@ def apply_post_import():
     """Patches on basicsr's own functions (basicsr is importable after `apply_pre_import`)."""
     patch_dist()
     patch_resume()
-    patch_collate()
-    patch_exact_resume()
 
 
 def applied():

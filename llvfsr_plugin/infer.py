@@ -15,12 +15,21 @@ import sys
 import time
 
 import numpy as np
+import torch
 import yaml
 from tqdm import tqdm
 
+from basicsr.archs import build_network
+from llvfsr_plugin.errors import BadImage, UserError
+from llvfsr_plugin.prep.images import degrade, imresize_uint8, list_images, read_rgb
+from llvfsr_plugin.priors.cli_args import add_extractor_args, build_extractors, extractor_help
+from llvfsr_plugin.priors.contract import collate, to_tensors
+from llvfsr_plugin.priors.extractors import Sample
+from llvfsr_plugin.utils.checkpoint import load_network_params
+from llvfsr_plugin.utils.vis import imwrite_rgb, make_grid
+
 
 def build_parser():
-    from llvfsr_plugin.priors.cli_args import add_extractor_args, extractor_help
     ap = argparse.ArgumentParser(prog='llvfsr-infer', description=__doc__, epilog=extractor_help(),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('-opt', required=True, help='option YAML with network_g (a train or test YAML)')
@@ -38,43 +47,28 @@ def build_parser():
 
 
 def load_network(opt, ckpt, param_key, device):
-    import torch
-
-    from basicsr.archs import build_network
     net = build_network(dict(opt['network_g']))
-    state = torch.load(ckpt, map_location='cpu', weights_only=True)
-    if param_key not in state and 'params' in state:
-        param_key = 'params'
-    sd = {k[7:] if k.startswith('module.') else k: v for k, v in state[param_key].items()}
-    from llvfsr_plugin.utils.checkpoint import checkpoint_mismatch
-    problems = checkpoint_mismatch(net.state_dict(), sd)
-    if problems:
-        sys.exit(f'llvfsr-infer: {ckpt} was trained with other network options than network_g of {opt.get("name")}:'
-                 f'\n  ' + '\n  '.join(problems) + '\n  Use the option file the checkpoint was trained with.')
-    net.load_state_dict(sd, strict=True)
-    return net.to(device).eval()
+    return load_network_params(net, ckpt, param_key).to(device).eval()
 
 
 def main(argv=None):
-    import llvfsr_plugin  # noqa: F401
-    import torch
+    try:
+        return run(build_parser().parse_args(argv))
+    except UserError as e:
+        if os.environ.get('LLVFSR_TRACEBACK') == '1':
+            raise
+        sys.exit(f'llvfsr-infer: error: {e}')
 
-    from llvfsr_plugin.data.prior_paired_dataset import PriorPairedDataset
-    from llvfsr_plugin.prep.images import BadImage, degrade, imresize_uint8, list_images, read_rgb
-    from llvfsr_plugin.priors.base import Sample
-    from llvfsr_plugin.priors.cli_args import build_extractors
-    from llvfsr_plugin.priors.record import arrays_to_tensors
-    from llvfsr_plugin.utils.vis import imwrite_rgb, make_grid
 
-    args = build_parser().parse_args(argv)
+def run(args):
     with open(args.opt) as f:
         opt = yaml.safe_load(f)
     net_opt = opt.get('network_g') or sys.exit(f'{args.opt}: no network_g')
     scale = int(net_opt.get('scale', opt.get('scale', 8)))
     lr_size = args.lr_size or 256 // scale
     ckpt = args.ckpt or (opt.get('path') or {}).get('pretrain_network_g')
-    if not ckpt or not os.path.isfile(ckpt):
-        sys.exit(f'llvfsr-infer: checkpoint not found: {ckpt!r} (pass --ckpt or set path.pretrain_network_g)')
+    if not ckpt:
+        sys.exit('llvfsr-infer: no checkpoint: pass --ckpt or set path.pretrain_network_g')
     device = ('cuda' if torch.cuda.is_available() else 'cpu') if args.device == 'auto' else args.device
     net = load_network(opt, ckpt, args.param_key, device)
     priors = list(getattr(net, 'priors', ()))
@@ -108,13 +102,13 @@ def main(argv=None):
                 for p, ex in extractors.items():
                     (arrays, meta), = ex.extract([s])
                     fallbacks[p] += bool(meta.get('fallback'))
-                    item.update(arrays_to_tensors(p, arrays))
+                    item.update(to_tensors(p, arrays))
             except ValueError as e:  # e.g. missing / empty caption file
                 skipped.append(f'{s.key}\tprior: {e}')
                 continue
             items.append((s, hr, item))
         if items:
-            b = PriorPairedDataset.collate_fn([it for _, _, it in items])
+            b = collate([it for _, _, it in items])
             b = {k: v.to(device) for k, v in b.items()}
             lq = b.pop('lq')
             with torch.no_grad():

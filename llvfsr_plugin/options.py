@@ -1,51 +1,155 @@
-"""Early checks of an option YAML, before BasicSR starts (so a typo fails in one line, not a traceback)."""
+"""Option files, defined once: the builder of dataset / network / train / test option dicts (used by
+options/generate.py, the tests, the benchmarks and the demo) and the start-up check of an option file
+(run by the `basicsr` CLI before BasicSR starts, so a typo fails in one line, not a traceback).
+
+    from llvfsr_plugin import options as O
+    ds = {'train': O.dataset_opt(root, 'train', 8, priors, phase='train'), 'val': O.dataset_opt(root, 'val', 8, priors)}
+    opt = O.train_opt('my_run', ds, O.network_opt(priors, scale=8), iters=1000, val_freq=500)
+    O.dump_yaml('my_run.yml', opt)
+"""
+import copy
 import difflib
+import os
 
 import yaml
 
+import basicsr.archs  # noqa: F401  (BasicSR registers its archs, losses, metrics, models on import)
+import basicsr.losses  # noqa: F401
+import basicsr.metrics  # noqa: F401
+import basicsr.models  # noqa: F401
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+from llvfsr_plugin.errors import OptionError
+from llvfsr_plugin.prep.layout import hr_path, lr_path, prior_path
+from llvfsr_plugin.priors.contract import PAPER_PRIORS, check_prior_names
 
-class OptionFileError(ValueError):
-    pass
+PSNR = {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': True}
+SSIM = {'type': 'calculate_ssim', 'crop_border': 0, 'test_y_channel': True}
+# Table 1's other metrics and Fig. 7's identity distance (llvfsr_plugin/metrics/face_metric.py)
+TEST_METRICS = {
+    'lpips': {'type': 'calculate_lpips', 'better': 'lower'},
+    'niqe': {'type': 'calculate_niqe_pyiqa', 'crop_border': 0, 'better': 'lower'},
+    'id_dist': {'type': 'calculate_identity_distance', 'model_name': 'Dlib', 'detector_backend': 'dlib',
+                'better': 'lower'},
+}
+RGB_MEAN = [0.4488, 0.4371, 0.4040]  # DIV2K mean, as BasicSR's own EDSR / RCAN options
+BASELINES = {  # BasicSR's own networks at the paper's geometry (HR 256)
+    'EDSR': lambda s: {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_block': 16,
+                       'upscale': s, 'res_scale': 1, 'img_range': 255.0, 'rgb_mean': RGB_MEAN},
+    'RCAN': lambda s: {'type': 'RCAN', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_group': 10,
+                       'num_block': 20, 'squeeze_factor': 16, 'upscale': s, 'res_scale': 1, 'img_range': 255.0,
+                       'rgb_mean': RGB_MEAN},
+    'SwinIR': lambda s: {'type': 'SwinIR', 'upscale': s, 'in_chans': 3, 'img_size': 256 // s, 'window_size': 8,
+                         'img_range': 1.0, 'depths': [6, 6, 6, 6], 'embed_dim': 60, 'num_heads': [6, 6, 6, 6],
+                         'mlp_ratio': 2, 'upsampler': 'pixelshuffle', 'resi_connection': '1conv'},
+}
 
 
+# ================================================================================================ builder
+def network_opt(priors=PAPER_PRIORS, scale=8, **kw):
+    """`network_g` of an LLVFSRArch (`priors=[]`: Model 1)."""
+    return dict({'type': 'LLVFSRArch', 'scale': scale, 'priors': list(priors)}, **kw)
+
+
+def baseline_network_opt(arch, scale, **kw):
+    """`network_g` of BasicSR's EDSR / RCAN / SwinIR at `scale`."""
+    return dict(BASELINES[arch](scale), **kw)
+
+
+def dataset_opt(root, split, scale, priors=(), phase='val', name=None, baseline=False, batch_size=8, workers=0,
+                **kw):
+    """A dataset option on a prepared root (`llvfsr_plugin.prep.layout`): PriorPairedDataset with `priors`,
+    or BasicSR's PairedImageDataset (`baseline=True`); `phase='train'` adds the loader options."""
+    d = {'name': name or split, 'type': 'PairedImageDataset' if baseline else 'PriorPairedDataset',
+         'dataroot_gt': hr_path(root, split), 'dataroot_lq': lr_path(root, split, scale),
+         'io_backend': {'type': 'lmdb'}}
+    if not baseline:
+        d.update(priors=list(priors), prior_roots={p: prior_path(root, split, scale, p) for p in priors})
+    if phase == 'train':
+        d.update(use_hflip=True, use_rot=False, num_worker_per_gpu=workers, batch_size_per_gpu=batch_size,
+                 dataset_enlarge_ratio=1, prefetch_mode=None)
+    d.update(kw)
+    return d
+
+
+def train_opt(name, datasets, network, iters, model_type='LLVFSRModel', scale=8, seed=0, num_gpu=0, lr=2e-4,
+              val_freq=None, metrics=None, checkpoint_freq=None, print_freq=100):
+    """A `basicsr train` option dict: the paper's optimiser (Adam, betas 0.9/0.99, constant lr), L1 loss;
+    validation every `val_freq` iterations (none when None) with `metrics` (default: PSNR)."""
+    opt = {
+        'name': name, 'model_type': model_type, 'scale': scale, 'num_gpu': num_gpu, 'manual_seed': seed,
+        'datasets': datasets, 'network_g': network,
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': lr, 'weight_decay': 0, 'betas': [0.9, 0.99],
+                                              'eps': 1e-8},
+                  'scheduler': {'type': 'MultiStepLR', 'milestones': [10 ** 9], 'gamma': 1.0},
+                  'total_iter': iters, 'warmup_iter': -1,
+                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}},
+        'logger': {'print_freq': print_freq, 'save_checkpoint_freq': checkpoint_freq or 10 ** 9, 'use_tb_logger': False,
+                   'wandb': {'project': None, 'resume_id': None}},
+    }
+    if val_freq:
+        opt['val'] = {'val_freq': val_freq, 'save_img': False, 'metrics': metrics or {'psnr': PSNR}}
+    return opt
+
+
+def test_opt(train, datasets=None, ckpt=None, metrics=None, save_img=True):
+    """The `basicsr test` option dict of a train option dict: its network and `datasets` (default: its `val`
+    dataset as `test_1`), checkpoint `ckpt` (default: the run's net_g_latest.pth), `metrics` (default: the
+    train run's validation metrics plus LPIPS, NIQE and identity distance)."""
+    t = {k: copy.deepcopy(v) for k, v in train.items() if k not in ('train', 'logger', 'dist_params', 'val')}
+    t['datasets'] = datasets or {'test_1': copy.deepcopy(train['datasets']['val'])}
+    t['path'] = {'pretrain_network_g': ckpt or f"experiments/{train['name']}/models/net_g_latest.pth",
+                 'strict_load_g': True, 'param_key_g': 'params'}
+    base = (train.get('val') or {}).get('metrics') or {'psnr': PSNR}
+    t['val'] = {'save_img': save_img, 'suffix': None, 'metrics': metrics or dict(base, **TEST_METRICS)}
+    return t
+
+
+def dump_yaml(path, opt, header=None):
+    """Write an option dict as block-style YAML (`header`: comment lines at the top)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    text = yaml.safe_dump(opt, sort_keys=False, default_flow_style=False, width=120)
+    with open(path, 'w') as f:
+        f.write(''.join(f'# {line}\n' for line in (header or '').splitlines()) + text)
+    return str(path)
+
+
+# ================================================================================================== check
 def _suggest(name, choices):
     m = difflib.get_close_matches(str(name), list(choices), n=1)
     return f" Did you mean '{m[0]}'?" if m else ''
 
 
 def check_options(path):
-    """Check `type`s against BasicSR's registries and prior names; raises OptionFileError."""
-    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
-    from llvfsr_plugin.data.prior_paired_dataset import check_prior_names
+    """Check an option file against BasicSR's registries, the prior contract and itself; raises OptionError."""
     try:
         with open(path, encoding='utf-8') as f:
             opt = yaml.safe_load(f)
     except yaml.YAMLError as e:
-        raise OptionFileError(f'{path}: not valid YAML: {e}') from None
+        raise OptionError(f'{path}: not valid YAML: {e}') from None
     if not isinstance(opt, dict):
-        raise OptionFileError(f'{path}: expected a mapping at top level')
+        raise OptionError(f'{path}: expected a mapping at top level')
 
     def need(reg, kind, where, t):
         if t is None:
-            raise OptionFileError(f'{path}: {where}.type is missing')
+            raise OptionError(f'{path}: {where}.type is missing')
         if t not in reg:
-            raise OptionFileError(f"{path}: {where}.type '{t}' is not a registered BasicSR {kind}."
-                                  f'{_suggest(t, reg.keys())}')
+            raise OptionError(f"{path}: {where}.type '{t}' is not a registered BasicSR {kind}."
+                              f'{_suggest(t, reg.keys())}')
 
-    # BasicSR registers archs/models lazily by importing basicsr.archs / basicsr.models
-    import basicsr.archs  # noqa: F401
-    import basicsr.losses  # noqa: F401
-    import basicsr.metrics  # noqa: F401
-    import basicsr.models  # noqa: F401
     mt = opt.get('model_type')
     if mt is not None and mt not in MODEL_REGISTRY:
-        raise OptionFileError(f"{path}: model_type '{mt}' is not a registered BasicSR model."
-                              f'{_suggest(mt, MODEL_REGISTRY.keys())}')
+        raise OptionError(f"{path}: model_type '{mt}' is not a registered BasicSR model."
+                          f'{_suggest(mt, MODEL_REGISTRY.keys())}')
     for key, val in opt.items():
         if key.startswith('network_') and isinstance(val, dict):
             need(ARCH_REGISTRY, 'arch', key, val.get('type'))
             if val.get('type') == 'LLVFSRArch':
                 check_prior_names(val.get('priors') or [], f'{path}: {key}.priors')
+            net_scale = val.get('scale', val.get('upscale'))
+            if net_scale is not None and opt.get('scale') is not None and net_scale != opt['scale']:
+                raise OptionError(f"{path}: {key}.{'scale' if 'scale' in val else 'upscale'} is {net_scale} but "
+                                  f"scale is {opt['scale']}; the network must upscale by the data's scale")
     for name, ds in (opt.get('datasets') or {}).items():
         need(DATASET_REGISTRY, 'dataset', f'datasets.{name}', ds.get('type'))
         check_prior_names(ds.get('priors') or [], f'{path}: datasets.{name}.priors')

@@ -19,6 +19,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from basicsr.utils.registry import METRIC_REGISTRY
+from llvfsr_plugin.errors import ModelUnavailable
+from llvfsr_plugin.metrics.face_metric import ID_STATS
+from llvfsr_plugin.prep.images import decode_png, imresize_uint8, list_images
+from llvfsr_plugin.priors.store import Store, is_lmdb
+from llvfsr_plugin.utils.vis import imwrite_rgb, make_grid
+
 METRICS = {  # name: (registry function, kwargs, higher is better, format)
     'psnr': ('calculate_psnr', {'crop_border': 0, 'test_y_channel': True}, True, '{:.2f}'),
     'ssim': ('calculate_ssim', {'crop_border': 0, 'test_y_channel': True}, True, '{:.4f}'),
@@ -30,8 +37,6 @@ METRICS = {  # name: (registry function, kwargs, higher is better, format)
 
 def open_images(path):
     """-> (keys, get(key) -> RGB uint8) for an LMDB (datasets_prep) or a folder."""
-    from llvfsr_plugin.prep.images import decode_png, list_images
-    from llvfsr_plugin.priors.store import Store, is_lmdb
     if is_lmdb(path):
         s = Store(path)
         return sorted(s.keys()), lambda k: decode_png(s.get_bytes(k))
@@ -48,10 +53,6 @@ def find_sr(folder, key):
 
 def evaluate(hr_path, lr_path, methods, metrics, scale):
     """-> rows {method: {metric: mean}}, per-image scores, notes. Bicubic first."""
-    from basicsr.utils.registry import METRIC_REGISTRY
-
-    from llvfsr_plugin.metrics.face_metric import ID_STATS, MetricUnavailable
-    from llvfsr_plugin.prep.images import imresize_uint8
     keys, get_hr = open_images(hr_path)
     lr_keys, get_lr = open_images(lr_path)
     missing = sorted(set(keys) - set(lr_keys))
@@ -81,7 +82,7 @@ def evaluate(hr_path, lr_path, methods, metrics, scale):
                 before = ID_STATS['face_not_found']
                 try:
                     v = METRIC_REGISTRY.get(fn)(img=img[..., ::-1], img2=hr[..., ::-1], **kw)
-                except MetricUnavailable as e:
+                except ModelUnavailable as e:
                     unavailable[m] = str(e)
                     continue
                 id_missed[n] += ID_STATS['face_not_found'] - before
@@ -94,7 +95,6 @@ def evaluate(hr_path, lr_path, methods, metrics, scale):
 
 
 def write_report(out, rows, per, keys, notes, metrics, scale, hr_path, lr_path, methods, faces):
-    from llvfsr_plugin.utils.vis import imwrite_rgb, make_grid
     os.makedirs(out, exist_ok=True)
     names = list(rows)
     best = {}
@@ -102,7 +102,8 @@ def write_report(out, rows, per, keys, notes, metrics, scale, hr_path, lr_path, 
         vals = {n: rows[n][m] for n in names if m in rows[n] and np.isfinite(rows[n][m])}
         if vals:
             best[m] = (max if METRICS[m][2] else min)(vals, key=vals.get)
-    head = ['method'] + [f'{m.upper() if m != "id_dist" else "ID dist"} {"↑" if METRICS[m][2] else "↓"}' for m in metrics]
+    head = ['method'] + [f'{m.upper() if m != "id_dist" else "ID dist"} {"↑" if METRICS[m][2] else "↓"}'
+                         for m in metrics]
     lines = [f'# x{scale} evaluation ({len(keys)} faces)', '',
              f'HR: `{hr_path}`, LR: `{lr_path}`. PSNR/SSIM on Y, no border crop; best in bold.', '',
              '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
@@ -137,7 +138,6 @@ def write_report(out, rows, per, keys, notes, metrics, scale, hr_path, lr_path, 
         lines += ['', '![identity distance](id_distance.png)']
     _, get_hr = open_images(hr_path)
     _, get_lr = open_images(lr_path)
-    from llvfsr_plugin.prep.images import imresize_uint8
     grid_rows, titles = [], []
     for k in (faces or keys[:4]):
         hr, lr = get_hr(k), get_lr(k)
@@ -154,7 +154,6 @@ def write_report(out, rows, per, keys, notes, metrics, scale, hr_path, lr_path, 
 
 
 def main(argv=None):
-    import llvfsr_plugin  # noqa: F401
     ap = argparse.ArgumentParser(prog='llvfsr-report', description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--hr', required=True)

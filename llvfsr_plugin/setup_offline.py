@@ -9,9 +9,10 @@
 """
 import os
 
+from llvfsr_plugin.metrics.face_metric import ensure_deepface_dlib_weights, lpips_weight_paths, niqe_params_mat
+
 
 def main():
-    from llvfsr_plugin.metrics.face_metric import ensure_deepface_dlib_weights, lpips_weight_paths, niqe_params_mat
     print(f'[setup_offline] NIQE parameters: {niqe_params_mat()}')
     print(f'[setup_offline] DeepFace Dlib weights: {ensure_deepface_dlib_weights()}')
     lin, backbone = lpips_weight_paths()
@@ -20,5 +21,4 @@ def main():
 
 
 if __name__ == '__main__':
-    import llvfsr_plugin  # noqa: F401
     main()

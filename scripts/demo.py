@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from llvfsr_plugin.prep.layout import hr_path, lr_path
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, 'demo_data', 'celebahq_demo')
 OUT = 'demo_out'
@@ -69,7 +71,8 @@ def main(argv=None):
     sr_dir = os.path.join('results', NAME, 'visualization', 'demo_val')
     val = [r['celebahq_idx'] for r in csv.DictReader(open(f'{DEMO}/index.csv')) if r['split'] == 'val']
     step('6/8 evaluation report (PSNR, SSIM, LPIPS, NIQE, identity distance)')
-    run([py, '-m', 'llvfsr_plugin.report', '--hr', f'{OUT}/data/val/hr.lmdb', '--lr', f'{OUT}/data/val/lr_x8.lmdb',
+    run([py, '-m', 'llvfsr_plugin.report', '--hr', hr_path(f'{OUT}/data', 'val'), '--lr',
+         lr_path(f'{OUT}/data', 'val', 8),
          '--scale', '8', '--method', f'LLV-FSR={sr_dir}', '--out', f'{OUT}/report', '--faces', *val[:6]])
     step('7/8 inference on faces given as HR files (degraded, priors on the fly)')
     os.makedirs(f'{OUT}/infer_in', exist_ok=True)

@@ -50,7 +50,8 @@ def tiny_open_clip():
     import open_clip
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
     torch.manual_seed(0)
-    model = CLIP(embed_dim=24, vision_cfg=CLIPVisionCfg(layers=1, width=32, patch_size=16, image_size=32, head_width=16),
+    model = CLIP(embed_dim=24,
+                 vision_cfg=CLIPVisionCfg(layers=1, width=32, patch_size=16, image_size=32, head_width=16),
                  text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=2, layers=1))
     return model.eval(), open_clip.get_tokenizer('ViT-B-32')  # the BPE vocabulary ships inside open_clip
 
@@ -58,7 +59,8 @@ def tiny_open_clip():
 def tiny_depth_anything():
     """transformers 5: the Dinov2 backbone needs reshape_hidden_states=False for Depth Anything."""
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, DPTImageProcessor
-    backbone = dict(model_type='dinov2', hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
+    backbone = dict(model_type='dinov2', hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                    intermediate_size=64,
                     image_size=28, patch_size=14, out_features=['stage1', 'stage2', 'stage3', 'stage4'],
                     reshape_hidden_states=False)
     cfg = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=32, patch_size=14,
@@ -80,6 +82,7 @@ def tiny_sam():
               prompt_encoder=PromptEncoder(embed_dim=dim, image_embedding_size=(img // patch, img // patch),
                                            input_image_size=(img, img), mask_in_chans=4),
               mask_decoder=MaskDecoder(num_multimask_outputs=3, transformer_dim=dim,
-                                       transformer=TwoWayTransformer(depth=1, embedding_dim=dim, mlp_dim=64, num_heads=2),
+                                       transformer=TwoWayTransformer(depth=1, embedding_dim=dim, mlp_dim=64,
+                                                                     num_heads=2),
                                        iou_head_depth=1, iou_head_hidden_dim=16))
     return sam.eval()

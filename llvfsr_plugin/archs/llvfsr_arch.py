@@ -15,11 +15,15 @@ Choices where the paper is silent (each an option, defaults chosen by measuremen
   * DesA read-out: the T description tokens first gather from the pixels (Q = text, K/V = pixels), then
     every pixel reads back from those T gathered tokens (Q = pixels, K = text, V = gathered): an attention
     whose result is a spatial map, linear in the number of pixels (T is ~77).
-Priors (`llvfsr_plugin.priors.record` defines their names and shapes):
-  caption_tokens / description_tokens [B, T, D_text] with *_token_mask [B, T] (True = real token);
-  mask: label map [B, 1, h, w] (int, `num_classes` labels); depth [B, 1, h, w].
-  Priors of any resolution are resized to the feature grid here, so prep stores them once for all scales.
+Priors: the prior contract (`llvfsr_plugin.priors.contract`) names them, their batch tensors, their encoded
+symbol and the LVPFB branch that fuses them; this file builds one encoder and one branch per prior from it:
+  text (caption, description): <name>_tokens [B, T, D_text], <name>_token_mask [B, T] (True = real token)
+      -> Linear -> E_C / E_D;  CapA (channel attention) / DesA (cross-attention)
+  map (mask, depth): <name> [B, 1, h, w] (labels one-hot to `num_classes` channels, or one continuous channel)
+      -> conv encoder at the feature grid -> F_S / F_D;  SegA / DepA (spatial attention)
+  Maps of any resolution are resized to the feature grid here, so prep stores them once for all scales.
 """
+import inspect
 import math
 
 import torch
@@ -27,7 +31,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
-from llvfsr_plugin.priors.record import NUM_MASK_CLASSES, PRIOR_NAMES, TEXT_PRIORS
+from llvfsr_plugin.priors.contract import (
+    NUM_MASK_CLASSES,
+    PAPER_PRIORS,
+    PRIORS,
+    canonical,
+    check_inputs,
+    check_prior_names,
+)
 
 
 # ------------------------------------------------------------------------------------------------ backbone
@@ -141,7 +152,8 @@ class TransformerBlock(nn.Module):
 
     def __init__(self, dim, num_heads, ffn_expansion, transformer='restormer', window_size=8, shift=0):
         super().__init__()
-        attn = MDTA(dim, num_heads) if transformer == 'restormer' else WindowAttention(dim, num_heads, window_size, shift)
+        attn = (MDTA(dim, num_heads) if transformer == 'restormer' else
+                WindowAttention(dim, num_heads, window_size, shift))
         self.norm1, self.attn = LayerNorm2d(dim), attn
         self.norm2, self.ffn = LayerNorm2d(dim), GDFN(dim, ffn_expansion)
 
@@ -183,10 +195,10 @@ def masked_mean(tokens, mask):
 class SpatialPriorAttention(nn.Module):
     """SegA / DepA: facial-structure-aware spatial attention from the mask / depth feature through cascaded
     convs, modulating the LR feature (Sec. 3.2, Fig. 3). Convs: 1x1 (mix LR + prior) -> depthwise 3x3
-    (spatial context) -> 1x1 -> sigmoid: a per-pixel, per-channel attention map at ~6% of the FLOPs of two
-    dense 3x3 convs (benchmarks/arch_cost.py)."""
+    (spatial context) -> 1x1 -> sigmoid: a per-pixel, per-channel attention map far cheaper than two dense
+    3x3 convs (benchmarks/arch_cost.py)."""
 
-    def __init__(self, dim):
+    def __init__(self, dim, num_heads=None):
         super().__init__()
         hidden = dim // 2
         self.body = nn.Sequential(
@@ -200,13 +212,13 @@ class SpatialPriorAttention(nn.Module):
 class CapA(nn.Module):
     """CapA: global pooling of the caption embedding, conv, sigmoid -> channel attention (Sec. 3.2)."""
 
-    def __init__(self, dim, reduction=4):
+    def __init__(self, dim, num_heads=None, reduction=4):
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(dim, dim // reduction, 1), nn.GELU(), nn.Conv2d(dim // reduction, dim, 1), nn.Sigmoid())
 
-    def forward(self, feat, cap_tokens, cap_mask):
-        g = masked_mean(cap_tokens, cap_mask)[:, :, None, None]  # global average pooling over tokens
+    def forward(self, feat, caption):
+        g = masked_mean(*caption)[:, :, None, None]  # global average pooling over the (tokens, mask)
         return feat * self.body(g)
 
 
@@ -229,8 +241,9 @@ class DesA(nn.Module):
     def _heads(self, t):  # [B, N, C] -> [B, h, N, d]
         return t.reshape(t.shape[0], t.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, feat, des_tokens, des_mask):
-        """des_mask: [B, 1, 1, T] bool (True = real token) or None."""
+    def forward(self, feat, description):
+        """description: (tokens [B, T, C], mask [B, T] bool, True = real token)."""
+        des_tokens, des_mask = description
         b, c, hh, ww = feat.shape
         # [B, N, C] each, channels contiguous: SDPA's fused CPU/GPU kernels need a unit-stride last dim (else
         # it falls back to the slow math path)
@@ -240,7 +253,7 @@ class DesA(nn.Module):
         k_pix, v_pix, q_pix = self._heads(k_pix), self._heads(v_pix), self._heads(q_pix)
         gathered = F.scaled_dot_product_attention(q_t, k_pix, v_pix)  # [B, h, T, d]
         # pixels never read padded tokens (the gathered rows of padded queries are meaningless)
-        out = F.scaled_dot_product_attention(q_pix, k_t, gathered, attn_mask=des_mask)  # [B, h, N, d]
+        out = F.scaled_dot_product_attention(q_pix, k_t, gathered, attn_mask=des_mask[:, None, None, :])  # [B, h, N, d]
         out = out.transpose(1, 2).reshape(b, hh * ww, c).transpose(1, 2).reshape(b, c, hh, ww)
         return self.proj(out)
 
@@ -250,78 +263,63 @@ def fusion_convs(dim, n_inputs):
     return nn.Sequential(nn.Conv2d(dim * n_inputs, dim, 1), nn.GELU(), nn.Conv2d(dim, dim, 3, padding=1, groups=dim))
 
 
+BRANCHES = {'spatial': SpatialPriorAttention, 'channel': CapA, 'cross': DesA}  # PriorSpec.branch -> module
+
+
 class LVPFB(nn.Module):
-    """Language-Vision Prior Fusion Block (Sec. 3.2, Fig. 3): SegA, DepA, CapA, DesA in parallel on the LR
-    feature, concatenated with it, fused by convs, plus a skip connection."""
+    """Language-Vision Prior Fusion Block (Sec. 3.2, Fig. 3): one branch per prior (SegA, DepA, CapA, DesA)
+    in parallel on the LR feature, concatenated with it, fused by convs, plus a skip connection."""
 
     def __init__(self, dim, priors, num_heads):
         super().__init__()
-        self.priors = tuple(priors)
+        self.specs = [PRIORS[p] for p in priors]
         self.norm = LayerNorm2d(dim)
-        if 'mask' in self.priors:
-            self.sega = SpatialPriorAttention(dim)
-        if 'depth' in self.priors:
-            self.depa = SpatialPriorAttention(dim)
-        if 'caption' in self.priors:
-            self.capa = CapA(dim)
-        if 'description' in self.priors:
-            self.desa = DesA(dim, num_heads)
-        self.fuse = fusion_convs(dim, 1 + len(self.priors))
+        for s in self.specs:  # self.sega, self.depa, self.capa, self.desa
+            setattr(self, s.branch_name.lower(), BRANCHES[s.branch](dim, num_heads))
+        self.fuse = fusion_convs(dim, 1 + len(self.specs))
 
-    def forward(self, feat, p):
+    def forward(self, feat, enc):
         x = self.norm(feat)
-        outs = [x]
-        if 'mask' in self.priors:
-            outs.append(self.sega(x, p['F_S']))
-        if 'depth' in self.priors:
-            outs.append(self.depa(x, p['F_D']))
-        if 'caption' in self.priors:
-            outs.append(self.capa(x, p['E_C'], p['E_C_mask']))
-        if 'description' in self.priors:
-            outs.append(self.desa(x, p['E_D'], p['E_D_attn_mask']))
+        outs = [x] + [getattr(self, s.branch_name.lower())(x, enc[s.symbol]) for s in self.specs]
         return feat + self.fuse(torch.cat(outs, dim=1))
 
 
 class ConcatFusion(nn.Module):
-    """Table 2 'Model 2': the priors are concatenated with the LR feature and fused by plain convs."""
+    """Table 2 'Model 2': the priors are concatenated with the LR feature and fused by plain convs (text
+    priors as their token mean, broadcast over the grid)."""
 
     def __init__(self, dim, priors, num_heads=None):
         super().__init__()
-        self.priors = tuple(priors)
-        self.fuse = fusion_convs(dim, 1 + len(self.priors))
+        self.specs = [PRIORS[p] for p in priors]
+        self.fuse = fusion_convs(dim, 1 + len(self.specs))
 
-    def forward(self, feat, p):
-        size = feat.shape[-2:]
+    def forward(self, feat, enc):
         outs = [feat]
-        for name, key in (('mask', 'F_S'), ('depth', 'F_D')):
-            if name in self.priors:
-                outs.append(p[key])
-        for name, key in (('caption', 'E_C'), ('description', 'E_D')):
-            if name in self.priors:
-                g = masked_mean(p[key], p[key + '_mask'])[:, :, None, None]
-                outs.append(g.expand(-1, -1, *size))
+        for s in self.specs:
+            e = enc[s.symbol]
+            outs.append(masked_mean(*e)[:, :, None, None].expand(-1, -1, *feat.shape[-2:]) if s.kind == 'text' else e)
         return feat + self.fuse(torch.cat(outs, dim=1))
 
 
 # ------------------------------------------------------------------------------------------------ network
 @ARCH_REGISTRY.register()
 class LLVFSRArch(nn.Module):
-    """LLV-FSR (Eq. 1). `forward(lq, priors)`; `priors` maps names of `llvfsr_plugin.priors.record` to
-    tensors. `priors=[]` builds Table 2's Model 1 (same backbone, no fusion blocks); `fusion='concat'`
-    builds Model 2.
+    """LLV-FSR (Eq. 1). `forward(lq, priors)`; `priors` maps the batch keys of the prior contract
+    (`llvfsr_plugin.priors.contract`) to tensors. `priors=[]` builds Table 2's Model 1 (same backbone, no
+    fusion blocks); `fusion='concat'` builds Model 2.
 
     Args:
         scale: 8 (32->256) or 16 (16->256); any power of two works.
         num_feat: channels C.  num_blocks: L.  num_heads: heads of MDTA and DesA.
-        priors: subset of ('caption', 'description', 'mask', 'depth').
+        priors: names of the prior contract (default: the paper's caption, description, mask, depth).
         fusion: 'lvpfb' (the paper) or 'concat' (Model 2).
         upsample: 'pixelshuffle' (features at LR size) or 'pre' (bicubic to HR size first).
         transformer: 'restormer' (MDTA + GDFN) or 'swin' ((shifted-)window MHSA + GDFN).
         window_size: the 'swin' window, in feature pixels (ignored by 'restormer').
         text_dim: D_text of the stored text embeddings (512 CLIP B/32, 768 CLIP L/14, 384 MiniLM).
         num_classes: labels of the mask prior.
-        channels_last: keep weights and activations NHWC (measured on 2 CPU threads: forward -18 %, train
-            step -15 %, for LLV-FSR and Model 1 alike; benchmarks/bench_speed.py). Same results either way.
+        channels_last: keep weights and activations NHWC (faster on CPU, README "Benchmarks"). Same results
+            either way.
     """
 
     def __init__(self,
@@ -333,7 +331,7 @@ class LLVFSRArch(nn.Module):
                  transformer_depth=2,
                  num_heads=4,
                  ffn_expansion=2.66,
-                 priors=PRIOR_NAMES,
+                 priors=PAPER_PRIORS,
                  fusion='lvpfb',
                  upsample='pixelshuffle',
                  transformer='restormer',
@@ -343,10 +341,7 @@ class LLVFSRArch(nn.Module):
                  channels_last=True):
         super().__init__()
         priors = tuple(priors or ())
-        unknown = [p for p in priors if p not in PRIOR_NAMES]
-        if unknown:
-            raise ValueError(f'LLVFSRArch: unknown prior(s) {unknown} in option `priors`; '
-                             f'choose a subset of {list(PRIOR_NAMES)}')
+        check_prior_names(priors, 'LLVFSRArch option `priors`')
         if fusion not in ('lvpfb', 'concat'):
             raise ValueError(f"LLVFSRArch: option `fusion` must be 'lvpfb' or 'concat', got {fusion!r}")
         if upsample not in ('pixelshuffle', 'pre'):
@@ -357,21 +352,18 @@ class LLVFSRArch(nn.Module):
             raise ValueError(f'LLVFSRArch: option `scale` must be a power of two, got {scale}')
         if num_feat % num_heads:
             raise ValueError(f'LLVFSRArch: num_feat ({num_feat}) must be divisible by num_heads ({num_heads})')
-        # keep the canonical order so option files can list priors in any order
-        self.priors = tuple(p for p in PRIOR_NAMES if p in priors)
+        self.priors = canonical(priors)  # the contract's order: option files may list priors in any order
         self.scale, self.upsample, self.fusion = scale, upsample, fusion
         self.text_dim, self.num_classes = text_dim, num_classes
 
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, padding=1)  # F_0
-        # prior encoders, shared by the L fusion blocks
-        if 'caption' in self.priors:
-            self.caption_proj = nn.Linear(text_dim, num_feat)
-        if 'description' in self.priors:
-            self.description_proj = nn.Linear(text_dim, num_feat)
-        if 'mask' in self.priors:
-            self.mask_encoder = ImageEncoder(num_classes, num_feat)
-        if 'depth' in self.priors:
-            self.depth_encoder = ImageEncoder(1, num_feat)
+        # prior encoders, shared by the L fusion blocks: <text>_proj (-> E_*), <map>_encoder (-> F_*)
+        for p in self.priors:
+            s = PRIORS[p]
+            if s.kind == 'text':
+                setattr(self, f'{p}_proj', nn.Linear(text_dim, num_feat))
+            else:
+                setattr(self, f'{p}_encoder', ImageEncoder(s.in_channels(num_classes), num_feat))
         fusion_cls = LVPFB if fusion == 'lvpfb' else ConcatFusion
         self.fusions = nn.ModuleList([fusion_cls(num_feat, self.priors, num_heads)
                                       for _ in range(num_blocks)]) if self.priors else None
@@ -389,73 +381,46 @@ class LLVFSRArch(nn.Module):
             self.to(memory_format=torch.channels_last)
 
     # --------------------------------------------------------------------------------------------------
-    def required_inputs(self):
-        """Tensor names `forward` needs in `priors` (see llvfsr_plugin.priors.record)."""
-        keys = []
-        for p in self.priors:
-            keys += [f'{p}_tokens', f'{p}_token_mask'] if p in TEXT_PRIORS else [p]
-        return keys
-
-    def _check(self, lq, priors):
-        if lq.dim() != 4:
-            raise ValueError(f'LLVFSRArch: lq must be [B, C, H, W], got shape {tuple(lq.shape)}')
-        b = lq.shape[0]
-        missing = [k for k in self.required_inputs() if k not in priors]
-        if missing:
-            raise KeyError(f'LLVFSRArch: prior input(s) {missing} missing; the network was built with '
-                           f'option `priors: {list(self.priors)}`. Provide them (dataset option `priors`) '
-                           f'or remove the prior from network_g.priors.')
-        for p in self.priors:
-            if p in TEXT_PRIORS:
-                t, m = priors[f'{p}_tokens'], priors[f'{p}_token_mask']
-                if t.dim() != 3 or t.shape[0] != b or t.shape[2] != self.text_dim:
-                    raise ValueError(f'LLVFSRArch: {p}_tokens must be [B={b}, T, D_text={self.text_dim}] '
-                                     f'(option network_g.text_dim), got {tuple(t.shape)}')
-                if tuple(m.shape) != tuple(t.shape[:2]):
-                    raise ValueError(f'LLVFSRArch: {p}_token_mask must be [B, T]={tuple(t.shape[:2])}, got {tuple(m.shape)}')
-            else:
-                x = priors[p]
-                if x.dim() == 3:
-                    x = x.unsqueeze(1)
-                if x.dim() != 4 or x.shape[0] != b or x.shape[1] != 1:
-                    raise ValueError(f'LLVFSRArch: prior {p!r} must be [B={b}, 1, h, w], got {tuple(priors[p].shape)}')
-
     def encode_priors(self, priors, size, dtype):
-        """E_C, E_D (projected text tokens) and F_S, F_D (encoded maps at the feature grid `size`)."""
-        p = {}
-        for name, key in (('caption', 'E_C'), ('description', 'E_D')):
-            if name in self.priors:
-                proj = getattr(self, f'{name}_proj')
-                p[key] = proj(priors[f'{name}_tokens'].to(dtype))
-                p[key + '_mask'] = priors[f'{name}_token_mask'].bool()
-        if 'description' in self.priors:  # DesA's SDPA mask, built once for the L blocks
-            p['E_D_attn_mask'] = p['E_D_mask'][:, None, None, :]
-        if 'mask' in self.priors:
-            m = priors['mask']
-            m = (m if m.dim() == 4 else m.unsqueeze(1)).long().clamp_(0, self.num_classes - 1)
-            onehot = F.one_hot(m[:, 0], self.num_classes).permute(0, 3, 1, 2).to(dtype)
-            p['F_S'] = self.mask_encoder(onehot, size)
-        if 'depth' in self.priors:
-            d = priors['depth']
-            p['F_D'] = self.depth_encoder((d if d.dim() == 4 else d.unsqueeze(1)).to(dtype), size)
-        return p
+        """{symbol: encoded prior}: E_* = (projected tokens, token mask) for text, F_* = the encoded map at the
+        feature grid `size` for maps."""
+        enc = {}
+        for p in self.priors:
+            s = PRIORS[p]
+            if s.kind == 'text':
+                enc[s.symbol] = (getattr(self, f'{p}_proj')(priors[f'{p}_tokens'].to(dtype)),
+                                 priors[f'{p}_token_mask'].bool())
+                continue
+            x = priors[p]
+            if s.values == 'labels':
+                x = F.one_hot(x[:, 0].long().clamp(0, self.num_classes - 1), self.num_classes).permute(0, 3, 1, 2)
+            enc[s.symbol] = getattr(self, f'{p}_encoder')(x.to(dtype), size)
+        return enc
 
     def forward(self, lq, priors=None):
         priors = priors or {}
-        self._check(lq, priors)
+        if lq.dim() != 4:
+            raise ValueError(f'LLVFSRArch: lq must be [B, C, H, W], got shape {tuple(lq.shape)}')
+        check_inputs(self.priors, priors, lq.shape[0], self.text_dim)
         h, w = lq.shape[-2:]
         if self.channels_last:
             lq = lq.contiguous(memory_format=torch.channels_last)
         base = F.interpolate(lq, size=(h * self.scale, w * self.scale), mode='bicubic', align_corners=False)
         x = base if self.upsample == 'pre' else lq
         feat0 = self.conv_first(x)
-        p = self.encode_priors(priors, feat0.shape[-2:], feat0.dtype) if self.priors else None
+        enc = self.encode_priors(priors, feat0.shape[-2:], feat0.dtype)
         feat = feat0
-        for i, block in enumerate(self.blocks):
+        for i, block in enumerate(self.blocks):  # F_i = Block_i(LVPFB_i(F_{i-1}, E_C, E_D, F_S, F_D))
             if self.fusions is not None:
-                feat = self.fusions[i](feat, p)
+                feat = self.fusions[i](feat, enc)
             feat = block(feat)
         feat = self.conv_after_body(feat) + feat0
         if self.upsample == 'pixelshuffle':
             feat = self.upsampler(feat)
         return self.conv_last(feat) + base
+
+
+def arch_defaults():
+    """LLVFSRArch's option defaults (for checks of an option file that leaves an option out)."""
+    return {k: v.default for k, v in inspect.signature(LLVFSRArch.__init__).parameters.items()
+            if v.default is not inspect.Parameter.empty}

@@ -1,42 +1,30 @@
 """PriorPairedDataset: LR/HR pairs (BasicSR LMDB or folders) plus precomputed priors (Sec. 3.3).
 
-Options (YAML `datasets: train:`):
+Options (YAML `datasets: train:`; `llvfsr_plugin.options.dataset_opt` builds them):
     type: PriorPairedDataset
     dataroot_gt / dataroot_lq: BasicSR LMDBs (`io_backend: {type: lmdb}`) or folders (`type: disk`)
     filename_tmpl: '{}'                 # folders: lq name template, as in PairedImageDataset
-    priors: [caption, description, mask, depth]   # any subset; [] for baselines
+    priors: [caption, description, mask, depth]   # names of the prior contract; [] for baselines
     prior_roots: {caption: path.lmdb, ...}        # one store per prior (LMDB dir or folder of .llvp)
     prior_extractors: {mask: facemesh, ...}       # optional: refuse stores made by another extractor
-    use_hflip / use_rot: augment LR, HR, mask and depth identically (text is unchanged)
+    use_hflip / use_rot: augment LR, HR and every map prior identically (text is unchanged); a mirrored
+        label map gets its left_* / right_* labels swapped
     scale: filled in by BasicSR from the top-level `scale`
-Returns `lq`, `gt` (float [3, H, W], RGB, [0, 1]), `lq_path`, `gt_path` and the prior tensors named by
-`llvfsr_plugin.priors.record.tensor_keys`. `collate_fn` pads text tokens to the longest in the batch.
+Returns `lq`, `gt` (float [3, H, W], RGB, [0, 1]), `lq_path`, `gt_path`, `key` and each prior's batch
+tensors (`contract.PriorSpec.batch_keys`). `collate_fn` pads text tokens to the longest in the batch.
 Everything that can be checked is checked at construction: missing keys, meta vs scale, LR/HR sizes.
 """
-import difflib
 import os
 
 import numpy as np
-import torch
 from torch.utils import data as data
 
 from basicsr.data.data_util import paired_paths_from_folder, paired_paths_from_lmdb
 from basicsr.utils import imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
-from llvfsr_plugin.priors.record import PRIOR_NAMES, TEXT_PRIORS, arrays_to_tensors, tensor_keys
+from llvfsr_plugin.errors import OptionError
+from llvfsr_plugin.priors.contract import PRIORS, canonical, check_prior_names, collate, mirror_permutation, to_tensors
 from llvfsr_plugin.priors.store import PriorStore, Store
-
-
-class DatasetOptionError(ValueError):
-    pass
-
-
-def check_prior_names(names, where):
-    bad = [n for n in names if n not in PRIOR_NAMES]
-    if bad:
-        hints = {n: difflib.get_close_matches(n, PRIOR_NAMES, n=1) for n in bad}
-        hint = '; '.join(f'{n!r} -> did you mean {h[0]!r}?' for n, h in hints.items() if h)
-        raise DatasetOptionError(f'{where}: unknown prior name(s) {bad}. Known: {list(PRIOR_NAMES)}. {hint}')
 
 
 def augment_arrays(arrays, hflip, vflip, rot90):
@@ -56,6 +44,8 @@ def augment_arrays(arrays, hflip, vflip, rot90):
 @DATASET_REGISTRY.register()
 class PriorPairedDataset(data.Dataset):
 
+    collate_fn = staticmethod(collate)
+
     def __init__(self, opt):
         super().__init__()
         self.opt = opt
@@ -65,10 +55,10 @@ class PriorPairedDataset(data.Dataset):
         self.scale = opt.get('scale')
         for k in ('dataroot_gt', 'dataroot_lq'):
             if not opt.get(k):
-                raise DatasetOptionError(f'{self.where}: option `{k}` is required')
+                raise OptionError(f'{self.where}: option `{k}` is required')
             if not os.path.exists(opt[k]):
-                raise DatasetOptionError(f'{self.where}: `{k}` not found: {opt[k]} (build it with '
-                                         f'datasets_prep/make_dataset.py)')
+                raise OptionError(f'{self.where}: `{k}` not found: {opt[k]} (build it with '
+                                  f'datasets_prep/make_dataset.py)')
         self.gt_folder, self.lq_folder = opt['dataroot_gt'], opt['dataroot_lq']
         if self.lmdb:
             self.img_stores = {'lq': Store(self.lq_folder), 'gt': Store(self.gt_folder)}
@@ -77,20 +67,24 @@ class PriorPairedDataset(data.Dataset):
             self.paths = paired_paths_from_folder([self.lq_folder, self.gt_folder], ['lq', 'gt'],
                                                   opt.get('filename_tmpl', '{}'))
         if not self.paths:
-            raise DatasetOptionError(f'{self.where}: no images in {self.lq_folder}')
+            raise OptionError(f'{self.where}: no images in {self.lq_folder}')
         self.keys = [os.path.splitext(os.path.basename(p['lq_path']))[0] for p in self.paths]
 
-        self.priors = tuple(opt.get('priors') or ())
-        check_prior_names(self.priors, f'{self.where} option `priors`')
+        requested = list(opt.get('priors') or ())
+        check_prior_names(requested, f'{self.where} option `priors`')
+        self.priors = canonical(requested)
         roots = dict(opt.get('prior_roots') or {})
         check_prior_names(list(roots), f'{self.where} option `prior_roots`')
         self.stores = {}
         for p in self.priors:
             if p not in roots:
-                raise DatasetOptionError(f'{self.where}: prior {p!r} is listed in `priors` but has no path in '
-                                         f'`prior_roots`')
+                raise OptionError(f'{self.where}: prior {p!r} is listed in `priors` but has no path in '
+                                  f'`prior_roots`')
             self.stores[p] = PriorStore(roots[p])
         self._check_consistency()
+        # label maps whose labels have a side: mirroring the face swaps left_* and right_*
+        self.mirror = {p: mirror_permutation(s.meta) for p, s in self.stores.items()
+                       if PRIORS[p].kind == 'map' and PRIORS[p].values == 'labels'}
 
     # ------------------------------------------------------------------------------------ start-up checks
     def _check_consistency(self):
@@ -99,30 +93,42 @@ class PriorPairedDataset(data.Dataset):
         for p, store in self.stores.items():
             meta = store.meta
             if p in expect and meta.get('extractor') != expect[p]:
-                raise DatasetOptionError(f'{self.where}: {store.path} was made by extractor '
-                                         f'{meta.get("extractor")!r}, but `prior_extractors.{p}` asks for '
-                                         f'{expect[p]!r}; point prior_roots.{p} at a store made by it')
+                raise OptionError(f'{self.where}: {store.path} was made by extractor {meta.get("extractor")!r}, '
+                                  f'but `prior_extractors.{p}` asks for {expect[p]!r}; point prior_roots.{p} at '
+                                  f'a store made by it')
             if meta.get('prior') != p:
-                raise DatasetOptionError(f'{self.where}: {store.path} holds prior {meta.get("prior")!r}, '
-                                         f'but `prior_roots.{p}` points at it')
+                raise OptionError(f'{self.where}: {store.path} holds prior {meta.get("prior")!r}, '
+                                  f'but `prior_roots.{p}` points at it')
             if self.scale is not None and meta.get('scale') not in (None, self.scale):
-                raise DatasetOptionError(
+                raise OptionError(
                     f'{self.where}: {store.path} was computed from x{meta["scale"]} LR images, but this run '
                     f'uses scale {self.scale}; priors come from the LR image, so use the x{self.scale} store')
             missing = sorted(keyset - set(store.keys()))
             if missing:
-                raise DatasetOptionError(f'{self.where}: {len(missing)} image key(s) missing in prior store '
-                                         f'{store.path}, e.g. {missing[:5]}; rerun the prior extraction')
+                raise OptionError(f'{self.where}: {len(missing)} image key(s) missing in prior store '
+                                  f'{store.path}, e.g. {missing[:5]}; rerun the prior extraction')
         # LR/HR scale from the first pair (BasicSR's meta_info has sizes for LMDBs)
         lq, gt = self._load_pair(0)
         if self.scale is not None and (gt.shape[0] != lq.shape[0] * self.scale or
                                        gt.shape[1] != lq.shape[1] * self.scale):
-            raise DatasetOptionError(f'{self.where}: HR {gt.shape[:2]} is not x{self.scale} of LR {lq.shape[:2]} '
-                                     f'for key {self.keys[0]!r}; check dataroot_lq/dataroot_gt and `scale`')
+            raise OptionError(f'{self.where}: HR {gt.shape[:2]} is not x{self.scale} of LR {lq.shape[:2]} '
+                              f'for key {self.keys[0]!r}; check dataroot_lq/dataroot_gt and `scale`')
 
     def prior_meta(self):
-        """{prior: store meta}: used by LLVFSRModel to check the network options."""
+        """{prior: store meta}: how each prior of this dataset was made."""
         return {p: s.meta for p, s in self.stores.items()}
+
+    @staticmethod
+    def store_meta(opt):
+        """{prior: store meta} of the stores a dataset option names, without building the dataset (stores that
+        cannot be read are left out: the dataset reports them, naming itself)."""
+        out = {}
+        for p, path in (opt.get('prior_roots') or {}).items():
+            try:
+                out[p] = PriorStore(path).meta
+            except (OSError, ValueError):
+                pass
+        return out
 
     # ------------------------------------------------------------------------------------------- loading
     def _load_pair(self, index):
@@ -147,48 +153,24 @@ class PriorPairedDataset(data.Dataset):
     def __getitem__(self, index):
         key = self.keys[index]
         img_lq, img_gt = self._load_pair(index)
-        loaded = {p: self.stores[p].get(key)[0] for p in self.priors}
-        maps = [loaded['mask']['labels'] if 'mask' in loaded else None,
-                loaded['depth']['depth'] if 'depth' in loaded else None]
+        arrays = {p: self.stores[p].get(key)[0] for p in self.priors}
         if self.opt.get('phase') == 'train':
             hflip = self.opt.get('use_hflip', False) and np.random.random() < 0.5
             rot = self.opt.get('use_rot', False)
             vflip, rot90 = rot and np.random.random() < 0.5, rot and np.random.random() < 0.5
-            present = [m for m in maps if m is not None]
-            img_gt, img_lq, *present = augment_arrays([img_gt, img_lq, *present], hflip, vflip, rot90)
-            it = iter(present)
-            maps = [next(it) if m is not None else None for m in maps]
-        if maps[0] is not None:
-            loaded['mask'] = {'labels': maps[0]}
-        if maps[1] is not None:
-            loaded['depth'] = {'depth': maps[1]}
+            maps = [p for p in self.priors if PRIORS[p].kind == 'map']
+            img_gt, img_lq, *flipped = augment_arrays([img_gt, img_lq] + [arrays[p][p] for p in maps],
+                                                      hflip, vflip, rot90)
+            mirrored = (hflip + vflip + rot90) % 2 == 1  # an odd number of reflections swaps left and right
+            for p, a in zip(maps, flipped):
+                perm = self.mirror.get(p)
+                arrays[p] = {p: perm[a] if mirrored and perm is not None else a}
         img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
         out = {'lq': img_lq, 'gt': img_gt, 'lq_path': self.paths[index]['lq_path'],
                'gt_path': self.paths[index]['gt_path'], 'key': key}
         for p in self.priors:
-            out.update(arrays_to_tensors(p, loaded[p]))
+            out.update(to_tensors(p, arrays[p]))
         return out
 
     def __len__(self):
         return len(self.paths)
-
-    @staticmethod
-    def collate_fn(batch):
-        """Default collate, except text tokens/masks are right-padded to the longest in the batch."""
-        batch = [dict(b) for b in batch]
-        for p in TEXT_PRIORS:
-            tk, mk = f'{p}_tokens', f'{p}_token_mask'
-            if tk not in batch[0]:
-                continue
-            t_max = max(b[tk].shape[0] for b in batch)
-            for b in batch:
-                pad = t_max - b[tk].shape[0]
-                if pad:
-                    b[tk] = torch.nn.functional.pad(b[tk], (0, 0, 0, pad))
-                    b[mk] = torch.nn.functional.pad(b[mk], (0, pad), value=False)
-        return torch.utils.data.default_collate(batch)
-
-
-def prior_batch_keys(priors):
-    """Tensor names a batch holds for `priors` (used by LLVFSRModel.feed_data)."""
-    return [k for p in priors for k in tensor_keys(p)]

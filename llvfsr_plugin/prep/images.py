@@ -6,18 +6,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from basicsr.utils.matlab_functions import imresize
+from llvfsr_plugin.errors import BadImage
 from llvfsr_plugin.priors.store import Writer
 
 IMG_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff')
 PNG_COMPRESSION = 1  # BasicSR's default for LMDBs: fast to decode
-
-
-class BadImage(ValueError):
-    """An input image that prep refuses; the message names the file, the problem and the fix."""
-
-    def __init__(self, path, problem, fix):
-        super().__init__(f'{path}: {problem}. {fix}')
-        self.path, self.problem, self.fix = path, problem, fix
 
 
 def list_images(folder):
@@ -73,7 +67,6 @@ def read_rgb(path, allow_resize_to=None, scales=(), square=True):
 def imresize_uint8(img, scale=None, out_hw=None):
     """MATLAB-style bicubic resize (basicsr.utils.matlab_functions.imresize, with antialiasing), uint8 in/out.
     This is the community's convention for FSR LR generation."""
-    from basicsr.utils.matlab_functions import imresize
     x = img.astype(np.float64) / 255.0
     if scale is None:
         scale = out_hw[0] / img.shape[0]

@@ -1,38 +1,25 @@
-"""Prep stages behind the datasets_prep/ scripts: image LMDBs, prior stores, validation.
-
-Layout of a prepared dataset root:
-    <root>/splits.json                     {"train": [keys], "val": [keys]}
-    <root>/<split>/hr.lmdb                 BasicSR LMDB (PNG), HR faces
-    <root>/<split>/lr_x<s>.lmdb            BasicSR LMDB, MATLAB-bicubic LR
-    <root>/<split>/priors_x<s>/<prior>.lmdb   prior records (llvfsr_plugin.priors.record), from the x<s> LR
-    <root>/skipped.txt                     inputs refused with --on-error skip, one per line, with the reason
-"""
+"""Prep stages behind the datasets_prep/ scripts: image LMDBs, prior stores, validation. The dataset root's
+layout is `llvfsr_plugin.prep.layout`; what a prior record holds is `llvfsr_plugin.priors.contract`."""
 import json
 import os
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import torch.distributed as dist
 from tqdm import tqdm
 
-from llvfsr_plugin.priors.base import Sample
-from llvfsr_plugin.priors.record import NUM_MASK_CLASSES, RecordError, check_arrays, decode_record
+from llvfsr_plugin.errors import BadImage, RecordError
+from llvfsr_plugin.priors.contract import PRIORS, check_arrays, rename_legacy
+from llvfsr_plugin.priors.extractors import Sample
+from llvfsr_plugin.priors.record import decode_record
 from llvfsr_plugin.priors.store import PriorStore, PriorWriter, Store
-from .images import BadImage, ImageLMDBWriter, decode_png, degrade, read_rgb
+
+from .images import ImageLMDBWriter, decode_png, degrade, read_rgb
+from .layout import hr_path, lr_path, lr_scales, prior_dir, prior_path, skipped_txt, splits_json
 
 BATCH = 32  # records per LMDB transaction (a kill loses at most one uncommitted batch)
-
-
-def hr_path(root, split):
-    return os.path.join(root, split, 'hr.lmdb')
-
-
-def lr_path(root, split, scale):
-    return os.path.join(root, split, f'lr_x{scale}.lmdb')
-
-
-def prior_path(root, split, scale, prior):
-    return os.path.join(root, split, f'priors_x{scale}', f'{prior}.lmdb')
 
 
 def _batches(seq, n):
@@ -43,7 +30,7 @@ def _batches(seq, n):
 def _report_skips(root, skips):
     if not skips:
         return
-    with open(os.path.join(root, 'skipped.txt'), 'a', encoding='utf-8') as f:
+    with open(skipped_txt(root), 'a', encoding='utf-8') as f:
         for line in skips:
             f.write(line + '\n')
 
@@ -52,7 +39,7 @@ def _report_skips(root, skips):
 def make_image_lmdbs(files, root, scales, hr_size=256, on_error='fail', overwrite=False, workers=2):
     """files: {split: [(key, hr_file)]}. Writes hr.lmdb and lr_x<s>.lmdb per split (resumable, atomic)."""
     os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, 'splits.json'), 'w') as f:
+    with open(splits_json(root), 'w') as f:
         json.dump({s: [k for k, _ in v] for s, v in files.items()}, f, indent=0)
     for split, items in files.items():
         targets = {'hr': hr_path(root, split), **{f'x{s}': lr_path(root, split, s) for s in scales}}
@@ -101,12 +88,12 @@ def make_image_lmdbs(files, root, scales, hr_size=256, on_error='fail', overwrit
             w.finalize(good)
         _report_skips(root, skips)
         if skips:
-            print(f'[prep] {split}: skipped {len(skips)} bad input(s); see {os.path.join(root, "skipped.txt")}')
+            print(f'[prep] {split}: skipped {len(skips)} bad input(s); see {skipped_txt(root)}')
         _rewrite_split(root, split, good)
 
 
 def _rewrite_split(root, split, keys):
-    p = os.path.join(root, 'splits.json')
+    p = splits_json(root)
     splits = json.load(open(p)) if os.path.isfile(p) else {}
     splits[split] = list(keys)
     with open(p + '.tmp', 'w') as f:
@@ -116,14 +103,12 @@ def _rewrite_split(root, split, keys):
 
 # ============================================================================================ prior stores
 def _dist_info():
-    import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
 
 def _barrier():
-    import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
 
@@ -230,7 +215,6 @@ def extract_priors(root, splits, scales, extractors, text_dir=None, batch_size=1
 def _merge_shards(main, shard_dirs):
     """Copy every shard's records into the main writer (LMDB keeps keys sorted: the result is the store a
     single process writes), then delete the shards."""
-    import shutil
     for d in shard_dirs:
         main.put_many(Store.partial_items(d))
         shutil.rmtree(d)
@@ -241,16 +225,14 @@ def validate(root, splits=None, scales=None, priors=None, verbose=True):
     """Check every key exists in every LMDB of the dataset, decodes, and has consistent shapes and meta.
     Returns a list of problems (empty = valid)."""
     problems = []
-    splits_json = json.load(open(os.path.join(root, 'splits.json')))
-    for split in splits or list(splits_json):
+    for split in splits or list(json.load(open(splits_json(root)))):
         try:
             hr = Store(hr_path(root, split))
         except FileNotFoundError as e:
             problems.append(str(e))
             continue
         keys = sorted(hr.keys())
-        found_scales = scales or sorted(int(d[4:-5]) for d in os.listdir(os.path.join(root, split))
-                                        if d.startswith('lr_x') and d.endswith('.lmdb'))
+        found_scales = scales or lr_scales(root, split)
         hr_shape = None
         for k in tqdm(keys, desc=f'validate {split} hr', unit='img', disable=not verbose):
             try:
@@ -278,7 +260,7 @@ def validate(root, splits=None, scales=None, priors=None, verbose=True):
                     continue
                 if hr_shape and img.shape[0] * scale != hr_shape[0]:
                     problems.append(f'{lr.path}[{k}]: LR {img.shape} is not HR {hr_shape} / {scale}')
-            pdir = os.path.join(root, split, f'priors_x{scale}')
+            pdir = prior_dir(root, split, scale)
             if not os.path.isdir(pdir):
                 continue
             for name in sorted(os.listdir(pdir)):
@@ -286,11 +268,16 @@ def validate(root, splits=None, scales=None, priors=None, verbose=True):
                     problems.append(f'{os.path.join(pdir, name)}: unfinished prep output (rerun the extraction)')
                     continue
                 prior = name.rsplit('.', 1)[0]
+                if prior not in PRIORS:
+                    problems.append(f'{os.path.join(pdir, name)}: no prior {prior!r} in the contract (a plugin\'s '
+                                    f'prior whose plugin is not installed?)')
+                    continue
                 if priors and prior not in priors:
                     continue
                 problems += _validate_prior(PriorStore(os.path.join(pdir, name)), prior, keys, scale, verbose)
     if verbose:
-        print('[validate] OK' if not problems else f'[validate] {len(problems)} problem(s):\n  ' + '\n  '.join(problems[:50]))
+        print('[validate] OK' if not problems else
+              f'[validate] {len(problems)} problem(s):\n  ' + '\n  '.join(problems[:50]))
     return problems
 
 
@@ -314,21 +301,24 @@ def _validate_prior(store, prior, keys, scale, verbose):
         where = f'{store.path}[{k}]'
         try:
             arrays, _ = decode_record(store.get_bytes(k), where)
+            arrays = rename_legacy(prior, arrays)
             check_arrays(prior, arrays, where)
         except (RecordError, KeyError) as e:
             problems.append(str(e))
             continue
-        if prior in ('caption', 'description'):
+        spec = PRIORS[prior]
+        if spec.kind == 'text':
             if arrays['tokens'].shape[1] != meta.get('text_dim'):
-                problems.append(f'{where}: token dim {arrays["tokens"].shape[1]} != meta text_dim {meta.get("text_dim")}')
-        else:
-            a = arrays['labels' if prior == 'mask' else 'depth']
-            ref = ref or a.shape
-            if a.shape != ref or (meta.get('prior_size') and a.shape[0] != meta['prior_size']):
-                problems.append(f'{where}: map shape {a.shape} inconsistent (first {ref}, meta prior_size '
-                                f'{meta.get("prior_size")})')
-            if prior == 'mask' and int(a.max()) >= meta.get('num_classes', NUM_MASK_CLASSES):
-                problems.append(f'{where}: label {int(a.max())} >= num_classes {meta.get("num_classes")}')
-            if prior == 'depth' and (np.nanmin(a) < 0 or np.nanmax(a) > 1):
-                problems.append(f'{where}: depth outside [0, 1]')
+                problems.append(f'{where}: token dim {arrays["tokens"].shape[1]} != meta text_dim '
+                                f'{meta.get("text_dim")}')
+            continue
+        a = arrays[prior]
+        ref = ref or a.shape
+        if a.shape != ref or (meta.get('prior_size') and a.shape[0] != meta['prior_size']):
+            problems.append(f'{where}: map shape {a.shape} inconsistent (first {ref}, meta prior_size '
+                            f'{meta.get("prior_size")})')
+        if spec.values == 'labels' and meta.get('num_classes') and int(a.max()) >= meta['num_classes']:
+            problems.append(f'{where}: label {int(a.max())} >= num_classes {meta.get("num_classes")}')
+        if spec.values == 'continuous' and (np.nanmin(a) < 0 or np.nanmax(a) > 1):
+            problems.append(f'{where}: {prior} outside [0, 1]')
     return problems

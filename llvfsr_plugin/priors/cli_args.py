@@ -1,22 +1,31 @@
 """Command-line selection of prior extractors, shared by datasets_prep/extract_priors.py and llvfsr-infer."""
 import sys
 
-from .base import EXTRACTORS, PriorModelUnavailable, build_extractor
-from .record import PRIOR_NAMES, TEXT_PRIORS
+from llvfsr_plugin.errors import ModelUnavailable
+from llvfsr_plugin.priors.contract import PRIORS
+from llvfsr_plugin.priors.extractors import EXTRACTORS, build_extractor
 
+# offline default extractor and options per prior; a prior added by a plugin names its own with --<prior>
 DEFAULTS = {'caption': ('file', {'policy': 'first'}), 'description': ('file', {'policy': 'all'}),
             'mask': ('facemesh', {}), 'depth': ('facemesh', {})}
 
 
-def default_extractors(text_dir, priors=PRIOR_NAMES):
+def default_extractors(text_dir, priors=tuple(DEFAULTS)):
     """The offline default extractors (DEFAULTS), text read from `text_dir` (oracle)."""
     out = {}
     for p in priors:
         name, opts = DEFAULTS[p]
-        if p in TEXT_PRIORS:
+        if PRIORS[p].kind == 'text':
             opts = dict(opts, text_dir=text_dir)
         out[p] = build_extractor(p, name, **opts)
     return out
+
+
+def _default_name(prior):
+    if prior in DEFAULTS:
+        return DEFAULTS[prior][0]
+    names = sorted(n for p, n in EXTRACTORS if p == prior)
+    return names[0] if names else None
 
 
 def parse_kv(pairs, flag):
@@ -37,7 +46,6 @@ def parse_kv(pairs, flag):
 
 
 def extractor_help():
-    from . import maps, text  # noqa: F401  (fill the registry)
     lines = ['extractors (choose with --<prior> NAME, options with --<prior>-opt KEY=VALUE ...):']
     for (prior, name), cls in sorted(EXTRACTORS.items()):
         src = getattr(cls, 'source_cls', None)
@@ -50,8 +58,8 @@ def extractor_help():
 
 
 def add_extractor_args(ap):
-    for p in PRIOR_NAMES:
-        ap.add_argument(f'--{p}', default=DEFAULTS[p][0], help=f'{p} extractor (default: {DEFAULTS[p][0]})')
+    for p in PRIORS:
+        ap.add_argument(f'--{p}', default=_default_name(p), help=f'{p} extractor (default: {_default_name(p)})')
         ap.add_argument(f'--{p}-opt', nargs='*', default=None, metavar='KEY=VALUE', help=f'{p} extractor options')
     ap.add_argument('--text-encoder', default='minilm', help='minilm | clip-hf | open_clip (default: minilm)')
     ap.add_argument('--text-encoder-opt', nargs='*', default=None, metavar='KEY=VALUE')
@@ -65,9 +73,9 @@ def build_extractors(args, priors):
     try:
         for p in priors:
             name = getattr(args, p)
-            opts = dict(DEFAULTS[p][1]) if name == DEFAULTS[p][0] else {}
+            opts = dict(DEFAULTS[p][1]) if p in DEFAULTS and name == DEFAULTS[p][0] else {}
             opts.update(parse_kv(getattr(args, f'{p}_opt'), f'--{p}-opt'))
-            if p in TEXT_PRIORS:
+            if PRIORS[p].kind == 'text':
                 opts.update(encoder=args.text_encoder, encoder_opts=enc_opts)
                 if name == 'file':
                     if not args.text_dir:
@@ -75,6 +83,6 @@ def build_extractors(args, priors):
                                  f'--{p} blip2 / openai / hf-vlm')
                     opts.setdefault('text_dir', args.text_dir)
             extractors[p] = build_extractor(p, name, **opts)
-    except (PriorModelUnavailable, KeyError, ImportError) as e:
+    except (ModelUnavailable, KeyError, ImportError) as e:
         sys.exit(f'[priors] {e}')
     return extractors

@@ -13,7 +13,9 @@ import shutil
 
 import lmdb
 
-from .record import LMDB_META_KEY, RecordError, check_arrays, decode_record, encode_record
+from llvfsr_plugin.errors import RecordError, StoreNotFound
+from llvfsr_plugin.priors.contract import check_arrays, rename_legacy
+from llvfsr_plugin.priors.record import LMDB_META_KEY, decode_record, encode_record
 
 RECORD_EXT = '.llvp'
 FOLDER_META = 'meta.json'
@@ -135,7 +137,7 @@ class Store:
         if not os.path.isdir(path):
             hint = (' (a previous prep was interrupted; rerun it to resume and finish)'
                     if os.path.isdir(path + '.partial') else '')
-            raise FileNotFoundError(f'store not found: {path}{hint}')
+            raise StoreNotFound(f'store not found: {path}{hint}')
         self.kv = (_LmdbKV if is_lmdb(path) else _FolderKV)(path, write=False)
         self._meta = None
 
@@ -186,6 +188,7 @@ class PriorStore(Store):
     def get(self, key):
         where = f'{self.path}[{key}]'
         arrays, meta = decode_record(self.get_bytes(key), where=where)
+        arrays = rename_legacy(self.meta['prior'], arrays)
         check_arrays(self.meta['prior'], arrays, where=where)
         return arrays, meta
 

@@ -1,7 +1,8 @@
 """Pictures people would rather look at than read: LR | methods | HR grids with titles."""
+import os
+
 import cv2
 import numpy as np
-
 
 CHAR_PX = 7  # pixels per character of the title font (cv2 Hershey simplex at scale 0.4-0.5)
 
@@ -61,7 +62,6 @@ def make_grid(rows, titles, size=128, row_labels=None, gap=2):
 
 
 def imwrite_rgb(path, rgb):
-    import os
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
         raise IOError(f'cannot write {path}')

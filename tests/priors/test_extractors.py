@@ -1,9 +1,8 @@
 """Prior extractors: the paper's models on tiny random configs (real code paths), the describer against a
-local chat-completions server, the offline defaults on real faces, distributed extraction."""
+local chat-completions server, the offline defaults on real faces."""
 import http.server
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -12,27 +11,20 @@ import time
 import numpy as np
 import pytest
 
-from conftest import DEMO, ROOT, demo_keys
+from llvfsr_plugin.errors import ModelUnavailable
 from llvfsr_plugin.prep.images import degrade, read_rgb
-from llvfsr_plugin.prep.pipeline import extract_priors, prior_path, validate
-from llvfsr_plugin.priors.base import PriorModelUnavailable, Sample, build_extractor
-from llvfsr_plugin.priors.record import MASK_LABELS
+from llvfsr_plugin.prep.layout import prior_path
+from llvfsr_plugin.prep.pipeline import extract_priors, validate
+from llvfsr_plugin.priors.contract import MASK_LABELS
+from llvfsr_plugin.priors.extractors import Sample, build_extractor
+from llvfsr_plugin.priors.extractors.map_extractors import FaceMeshRunner
+from llvfsr_plugin.priors.extractors.text_extractors import ChatDescriber, build_text_encoder, text_embedding_similarity
 from llvfsr_plugin.priors.store import PriorStore
-from llvfsr_plugin.priors.text import ChatDescriber, build_text_encoder, text_embedding_similarity
+
 import tiny_models
+from helpers import DEMO, ROOT, demo_keys, images_only
 
 
-def _images_only(tiny_root, tmp_path):
-    root = str(tmp_path / 'data')
-    for split in ('train', 'val'):
-        os.makedirs(os.path.join(root, split))
-        for name in ('hr.lmdb', 'lr_x8.lmdb'):
-            shutil.copytree(os.path.join(tiny_root, split, name), os.path.join(root, split, name))
-    shutil.copy(os.path.join(tiny_root, 'splits.json'), root)
-    return root
-
-
-# ------------------------------------------------------------------------------------ local chat server
 class ChatServer:
     """A chat-completions endpoint on 127.0.0.1: fails the first requests with the given codes, then
     answers with a description that names the request number."""
@@ -107,7 +99,7 @@ def test_describer_gives_up_with_clear_error(tmp_path):
 def test_paper_models_end_to_end_on_tiny_configs(tiny_root, tmp_path):
     """BLIP-2 captions + transformers CLIP, chat describer + open_clip, SAM masks, Depth Anything depth:
     the same pipeline as the offline defaults, writing records that validate."""
-    root = _images_only(tiny_root, tmp_path)
+    root = images_only(tiny_root, tmp_path)
     blip, blip_proc = tiny_models.tiny_blip2()
     clip, clip_tok = tiny_models.tiny_clip_hf()
     oclip, oclip_tok = tiny_models.tiny_open_clip()
@@ -139,7 +131,7 @@ def test_paper_models_end_to_end_on_tiny_configs(tiny_root, tmp_path):
     assert des.meta['text_encoder'] == 'open_clip' and arrays['tokens'].shape[1] == 32
     assert rmeta['text'].startswith('a young woman') and arrays['token_mask'].sum() == arrays['tokens'].shape[0]
     m = PriorStore(prior_path(root, 'val', 8, 'mask'))
-    labels = m.get(keys[0])[0]['labels']
+    labels = m.get(keys[0])[0]['mask']
     assert labels.shape == (32, 32) and labels.max() > 0 and m.meta['labels'] == 'area-rank'
     d = PriorStore(prior_path(root, 'val', 8, 'depth')).get(keys[0])[0]['depth']
     assert d.shape == (32, 32) and 0 <= d.min() and d.max() == 1
@@ -149,13 +141,13 @@ def test_paper_models_end_to_end_on_tiny_configs(tiny_root, tmp_path):
 def test_missing_weights_fail_fast_with_where_to_put_them(monkeypatch):
     monkeypatch.delenv('LLVFSR_ALLOW_DOWNLOAD', raising=False)
     t = time.time()
-    with pytest.raises(PriorModelUnavailable) as e:
+    with pytest.raises(ModelUnavailable) as e:
         build_extractor('depth', 'depth-anything', model='LiheYoung/depth-anything-small-hf')
     msg = str(e.value)
     assert 'not found in the Hugging Face cache' in msg and 'huggingface-cli download' in msg
-    with pytest.raises(PriorModelUnavailable, match='SAM: checkpoint'):
+    with pytest.raises(ModelUnavailable, match='SAM: checkpoint'):
         build_extractor('mask', 'sam', checkpoint='/nope/sam_vit_h.pth')
-    with pytest.raises(PriorModelUnavailable, match='open_clip'):
+    with pytest.raises(ModelUnavailable, match='open_clip'):
         build_text_encoder('open_clip', model='ViT-B-32', pretrained='openai')
     assert time.time() - t < 60  # no long hang on a closed network
 
@@ -171,9 +163,7 @@ def test_extract_priors_help_documents_every_extractor():
     assert 'open_clip' in r.stdout and '--text-dir' in r.stdout
 
 
-# ------------------------------------------------------------------------------ offline defaults, real faces
 def _hr_landmarks(key):
-    from llvfsr_plugin.priors.maps import FaceMeshRunner
     hr = read_rgb(os.path.join(DEMO, 'images', f'{key}.jpg'), allow_resize_to=256)
     return hr, FaceMeshRunner.get().landmarks('hr-' + key, hr)
 
@@ -198,7 +188,7 @@ def test_facemesh_mask_and_depth_on_real_faces():
         (d, dm), = depth_ex.extract([s])
         if mm['fallback']:
             continue
-        labels, depth = m['labels'], d['depth'].astype(np.float32)
+        labels, depth = m['mask'], d['depth'].astype(np.float32)
         for iris in (468, 473):  # iris centres of the refined mesh
             assert eye_labels & set(np.unique(_at(labels, lm[iris], 64))), key
         assert lip_labels & set(np.unique(_at(labels, lm[13], 64))), key  # upper-lip centre
@@ -211,7 +201,7 @@ def test_facemesh_mask_and_depth_on_real_faces():
 
 def test_facemesh_fallback_is_flagged():
     (m, meta), = build_extractor('mask', 'facemesh').extract([Sample('blank', np.full((16, 16, 3), 128, np.uint8))])
-    assert meta['fallback'] is True and m['labels'].shape == (64, 64) and m['labels'].max() > 0  # the mean face
+    assert meta['fallback'] is True and m['mask'].shape == (64, 64) and m['mask'].max() > 0  # the mean face
 
 
 def test_minilm_embeddings_real_captions():
@@ -226,21 +216,3 @@ def test_minilm_embeddings_real_captions():
     assert text_embedding_similarity(enc, a, b) < 0.9
     assert ma.all() and ta.shape[0] == ma.shape[0]
 
-
-def test_distributed_extraction_matches_single_process(tiny_root, tmp_path):
-    """torchrun with 2 CPU processes shards the keys; the merged store equals a single-process one."""
-    single = PriorStore(prior_path(tiny_root, 'train', 8, 'mask'))
-    root = _images_only(tiny_root, tmp_path)
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29617',
-           os.path.join(ROOT, 'datasets_prep', 'extract_priors.py'), '--root', root, '--splits', 'train',
-           '--scales', '8', '--priors', 'mask', 'depth', 'caption', '--text-dir', os.path.join(DEMO, 'text'),
-           '--launcher', 'pytorch', '--batch-size', '3']
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))
-    assert r.returncode == 0, r.stderr[-3000:]
-    for prior in ('mask', 'depth', 'caption'):
-        a, b = PriorStore(prior_path(tiny_root, 'train', 8, prior)), PriorStore(prior_path(root, 'train', 8, prior))
-        assert a.keys() == b.keys()
-        for k in a.keys():
-            assert a.get_bytes(k) == b.get_bytes(k), (prior, k)
-    assert not [d for d in os.listdir(os.path.join(root, 'train', 'priors_x8')) if 'shard' in d or 'partial' in d]
-    assert single.meta['extractor'] == 'facemesh'

@@ -1,8 +1,8 @@
-"""The one small interface every prior extractor shares, and the registry that picks them by name.
+"""The one small interface every prior extractor shares, the registry it joins, and loading helpers.
 
-    ex = build_extractor('mask', 'facemesh', prior_size=64)
+    ex = build_extractor('mask', 'facemesh', prior_size=64)   # llvfsr_plugin.priors.extractors
     ex.meta()                         -> dict written into the prior store's `__meta__`
-    ex.extract([Sample, ...])         -> [(arrays, record_meta), ...]  arrays as in `record.ARRAY_SPECS`
+    ex.extract([Sample, ...])         -> [(arrays, record_meta), ...]  arrays as `contract.PriorSpec.arrays`
 
 Extractors see only the LR image (Sample.lr), upsampling it as their model needs; text read from dataset
 files (Sample.text_file) is *oracle* side information and extractors that use it say so in meta.
@@ -12,7 +12,11 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+import cv2
 import numpy as np
+import torch
+
+from llvfsr_plugin.errors import ModelUnavailable
 
 EXTRACTORS = {}  # (prior, name) -> class
 
@@ -24,12 +28,8 @@ class Sample:
     text_file: Optional[str] = None  # dataset annotation (oracle), for file-based text priors
 
 
-class PriorModelUnavailable(RuntimeError):
-    """A pretrained model's weights are not available offline; the message says where we looked."""
-
-
 class PriorExtractor:
-    prior = None  # 'caption' | 'description' | 'mask' | 'depth'
+    prior = None  # a name of the prior contract (llvfsr_plugin.priors.contract.PRIORS)
     name = None
     oracle = False
 
@@ -51,14 +51,6 @@ def register(prior, name):
     return deco
 
 
-def build_extractor(prior, name, **opts):
-    from . import maps, text  # noqa: F401  (fill the registry)
-    if (prior, name) not in EXTRACTORS:
-        known = sorted(n for p, n in EXTRACTORS if p == prior)
-        raise KeyError(f'no {prior!r} extractor named {name!r}; known: {known}')
-    return EXTRACTORS[(prior, name)](**opts)
-
-
 def file_sha256(path, limit=None):
     """Checkpoint hash for meta (first `limit` bytes for huge files; 'sha256:' or 'sha256-head:')."""
     h = hashlib.sha256()
@@ -68,7 +60,6 @@ def file_sha256(path, limit=None):
 
 
 def auto_device(device=None):
-    import torch
     if device in (None, 'auto'):
         return 'cuda' if torch.cuda.is_available() else 'cpu'
     return device
@@ -83,7 +74,7 @@ def hf_load(loader, model_id, what, **kw):
     except (OSError, ValueError) as e:
         cache = os.environ.get('HF_HUB_CACHE') or os.path.join(
             os.environ.get('HF_HOME', os.path.expanduser('~/.cache/huggingface')), 'hub')
-        raise PriorModelUnavailable(
+        raise ModelUnavailable(
             f'{what}: weights for {model_id!r} not found '
             f'{"in that folder" if local else f"in the Hugging Face cache ({cache})"}.\n'
             f'  Provide them: on a machine with internet run `huggingface-cli download {model_id}` and copy '
@@ -93,7 +84,6 @@ def hf_load(loader, model_id, what, **kw):
 
 def upsample_rgb(lr, size):
     """Bicubic upsampling of the LR face to a model's input size (priors come from the LR image)."""
-    import cv2
     if lr.shape[0] == size and lr.shape[1] == size:
         return lr
     return cv2.resize(lr, (size, size), interpolation=cv2.INTER_CUBIC)

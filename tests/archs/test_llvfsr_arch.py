@@ -3,20 +3,9 @@ import pytest
 import torch
 
 from basicsr.archs import build_network
-from llvfsr_plugin.archs.llvfsr_arch import LLVFSRArch
-
-ALL = ['caption', 'description', 'mask', 'depth']
-
-
-def fake_priors(b=2, t_cap=7, t_des=11, d=384, size=24, ncls=10, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    cap_mask = torch.ones(b, t_cap, dtype=torch.bool)
-    cap_mask[0, 5:] = False  # padding in the first sample
-    return {'caption_tokens': torch.randn(b, t_cap, d, generator=g), 'caption_token_mask': cap_mask,
-            'description_tokens': torch.randn(b, t_des, d, generator=g),
-            'description_token_mask': torch.ones(b, t_des, dtype=torch.bool),
-            'mask': torch.randint(0, ncls, (b, 1, size, size), generator=g),
-            'depth': torch.rand(b, 1, size, size, generator=g)}
+from basicsr.models.base_model import BaseModel
+from llvfsr_plugin.archs.llvfsr_arch import LLVFSRArch, WindowAttention
+from llvfsr_plugin.priors.contract import fake_priors
 
 
 def net(**kw):
@@ -45,7 +34,6 @@ def test_arch_non_square_handled(transformer):
 def test_arch_window_attention_sees_only_its_window(shift, near, far):
     """Pixel (0, 0) reads `near` (same window) but not `far` (another window, or a pixel that the cyclic
     shift only brought next to it)."""
-    from llvfsr_plugin.archs.llvfsr_arch import WindowAttention
     torch.manual_seed(0)
     a = WindowAttention(16, 2, window_size=8, shift=shift).eval()
     x = torch.rand(1, 16, 16, 16)
@@ -128,7 +116,7 @@ def test_arch_missing_or_misshaped_prior_errors_are_clear():
     pri.pop('depth')
     with pytest.raises(KeyError, match=r"\['depth'\] missing.*priors: \['caption', 'description', 'mask', 'depth'\]"):
         m(torch.rand(2, 3, 8, 8), pri)
-    pri = fake_priors(d=512)
+    pri = fake_priors(text_dim=512)
     with pytest.raises(ValueError, match=r'caption_tokens must be \[B=2, T, D_text=384\].*text_dim'):
         m(torch.rand(2, 3, 8, 8), pri)
     with pytest.raises(ValueError, match='unknown prior'):
@@ -136,7 +124,6 @@ def test_arch_missing_or_misshaped_prior_errors_are_clear():
 
 
 def test_arch_checkpoint_roundtrip_strict(tmp_path):
-    from basicsr.models.base_model import BaseModel
     m = net()
     bm = BaseModel.__new__(BaseModel)
     bm.opt = {'path': {'models': str(tmp_path)}}
@@ -169,7 +156,6 @@ def test_arch_padding_tokens_do_not_change_output():
         torch.testing.assert_close(m(lq, pri), m(lq, padded), rtol=1e-5, atol=1e-5)
 
 
-
 def test_arch_channels_last_is_layout_only():
     """channels_last (the default, for speed) changes the memory layout, not the result; checkpoints load
     across both layouts; the output is correct for a contiguous consumer."""
@@ -185,7 +171,9 @@ def test_arch_channels_last_is_layout_only():
     a.load_state_dict(b.state_dict())  # and back: params keep their layout
     assert a.conv_first.weight.is_contiguous(memory_format=torch.channels_last)
 
+
 def test_arch_default_is_the_paper_depth():
     m = LLVFSRArch()
     assert len(m.blocks) == 7 and len(m.fusions) == 7 and len(m.blocks[0]) == 2
     assert m.priors == ('caption', 'description', 'mask', 'depth')
+

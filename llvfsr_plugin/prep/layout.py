@@ -1,0 +1,40 @@
+"""The layout of a prepared dataset root, defined once (prep writes it, options and validation read it):
+
+    <root>/splits.json                         {"train": [keys], "val": [keys]}
+    <root>/<split>/hr.lmdb                     BasicSR LMDB (PNG), HR faces
+    <root>/<split>/lr_x<s>.lmdb                BasicSR LMDB, MATLAB-bicubic LR
+    <root>/<split>/priors_x<s>/<prior>.lmdb    prior records (llvfsr_plugin.priors.record), from the x<s> LR
+    <root>/skipped.txt                         inputs refused with --on-error skip, one per line, with the reason
+"""
+import os
+import re
+
+
+def splits_json(root):
+    return os.path.join(root, 'splits.json')
+
+
+def skipped_txt(root):
+    return os.path.join(root, 'skipped.txt')
+
+
+def hr_path(root, split):
+    return os.path.join(root, split, 'hr.lmdb')
+
+
+def lr_path(root, split, scale):
+    return os.path.join(root, split, f'lr_x{scale}.lmdb')
+
+
+def prior_dir(root, split, scale):
+    return os.path.join(root, split, f'priors_x{scale}')
+
+
+def prior_path(root, split, scale, prior):
+    return os.path.join(prior_dir(root, split, scale), f'{prior}.lmdb')
+
+
+def lr_scales(root, split):
+    """The scales whose LR store exists under `<root>/<split>`."""
+    found = [re.fullmatch(r'lr_x(\d+)\.lmdb', d) for d in os.listdir(os.path.join(root, split))]
+    return sorted(int(m.group(1)) for m in found if m)

@@ -1,0 +1,77 @@
+"""Plain helpers for the tests (imported by name; `conftest.py` only holds fixtures): paths of the bundled
+faces, option dicts from the package's option builder at the tests' tiny sizes, LMDB tampering, and a CLI
+runner. Everything runs offline on CPU; nothing needs ../shared."""
+import csv
+import os
+import shutil
+import subprocess
+import sys
+
+import lmdb
+
+from llvfsr_plugin import options as O
+from llvfsr_plugin.options import dump_yaml
+from llvfsr_plugin.priors.contract import PAPER_PRIORS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO = os.path.join(ROOT, 'demo_data', 'celebahq_demo')
+PY = sys.executable
+ALL = PAPER_PRIORS
+
+
+def demo_keys(split, n=None):
+    with open(os.path.join(DEMO, 'index.csv')) as f:
+        keys = [r['celebahq_idx'] for r in csv.DictReader(f) if r['split'] == split]
+    return keys[:n] if n else keys
+
+
+def dataset_opt(root, split, priors=ALL, scale=8, **kw):
+    """The tiny root's dataset option (train: batch 4, no workers)."""
+    return O.dataset_opt(root, split, scale, priors, phase=split, name=f'tiny_{split}', batch_size=4, **kw)
+
+
+def small_net(priors=ALL, scale=8, **kw):
+    return O.network_opt(priors, scale, **dict({'num_feat': 16, 'num_blocks': 2, 'transformer_depth': 1,
+                                                'num_heads': 2, 'text_dim': 384, 'num_classes': 10}, **kw))
+
+
+def train_opt(root, name, network=None, priors=ALL, iters=4, model_type='LLVFSRModel', datasets=None, **extra):
+    """A `basicsr train` option on the tiny root: validation at the end, checkpoints every 2 iterations."""
+    datasets = datasets or {'train': dataset_opt(root, 'train', priors), 'val': dataset_opt(root, 'val', priors)}
+    opt = O.train_opt(name, datasets, network or small_net(priors), iters, model_type, val_freq=iters,
+                      checkpoint_freq=2, print_freq=1)
+    opt.update(extra)
+    return opt
+
+
+def write_yaml(path, opt):
+    return dump_yaml(path, opt)
+
+
+def tamper(lmdb_path, key, value=None):
+    """Delete `key` from an LMDB (value None) or overwrite it with raw bytes, behind the writers' back."""
+    env = lmdb.open(lmdb_path)
+    with env.begin(write=True) as txn:
+        txn.delete(key.encode()) if value is None else txn.put(key.encode(), value)
+    env.close()
+
+
+def images_only(tiny_root, tmp_path):
+    """A copy of the tiny root's image LMDBs and splits, without priors."""
+    root = str(tmp_path / 'data')
+    for split in ('train', 'val'):
+        os.makedirs(os.path.join(root, split))
+        for name in ('hr.lmdb', 'lr_x8.lmdb'):
+            shutil.copytree(os.path.join(tiny_root, split, name), os.path.join(root, split, name))
+    shutil.copy(os.path.join(tiny_root, 'splits.json'), root)
+    return root
+
+
+def run_cli(args, cwd, timeout=600, env=None, check=True):
+    """Run `python -m llvfsr_plugin ...` (the same entry as the `basicsr` console script)."""
+    e = {**os.environ, 'PYTHONUNBUFFERED': '1', **(env or {})}
+    r = subprocess.run([PY, '-m', 'llvfsr_plugin', *args], cwd=cwd, capture_output=True, text=True,
+                       timeout=timeout, env=e)
+    if check and r.returncode != 0:
+        raise AssertionError(f'exit {r.returncode}\nSTDOUT:\n{r.stdout[-4000:]}\nSTDERR:\n{r.stderr[-4000:]}')
+    return r
