@@ -19,10 +19,11 @@ Resumable (rerun continues), atomic (<store>.partial until complete), `--on-erro
 """
 import argparse
 import json
+import os
 import sys
 
-from llvfsr_plugin.cli import load_plugins
-from llvfsr_plugin.errors import UserError
+from llvfsr_plugin.cli import command, int_at_least, load_plugins
+from llvfsr_plugin.errors import OptionError
 from llvfsr_plugin.prep.layout import splits_json
 from llvfsr_plugin.prep.pipeline import extract_priors
 from llvfsr_plugin.priors.cli_args import add_extractor_args, build_extractors, extractor_help
@@ -30,15 +31,19 @@ from llvfsr_plugin.priors.contract import PAPER_PRIORS, PRIORS
 
 
 def main(argv=None):
+    return command('extract_priors.py', _main, argv)
+
+
+def _main(argv):
     load_plugins()  # priors and extractors that other packages add (entry-point group `basicsr.plugins`)
     ap = argparse.ArgumentParser(description=__doc__, epilog=extractor_help(),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--root', required=True, help='dataset root written by make_dataset.py')
     ap.add_argument('--splits', nargs='+', default=None, help='default: every split in splits.json')
-    ap.add_argument('--scales', type=int, nargs='+', default=[8, 16])
+    ap.add_argument('--scales', type=int_at_least(1), nargs='+', default=[8, 16])
     ap.add_argument('--priors', nargs='+', default=list(PAPER_PRIORS), choices=list(PRIORS))
     add_extractor_args(ap)
-    ap.add_argument('--batch-size', type=int, default=16)
+    ap.add_argument('--batch-size', type=int_at_least(1), default=16)
     ap.add_argument('--on-error', choices=['skip', 'fail'], default='fail')
     ap.add_argument('--overwrite', action='store_true')
     ap.add_argument('--format', choices=['lmdb', 'folder'], default='lmdb', help='folder: one .llvp file per key')
@@ -48,14 +53,14 @@ def main(argv=None):
     if args.launcher == 'pytorch':
         import torch.distributed as dist
         dist.init_process_group('gloo')
+    if not os.path.isfile(splits_json(args.root)):
+        raise OptionError(f'--root {args.root}: no splits.json; build the dataset first with '
+                          f'datasets_prep/make_dataset.py')
     splits = args.splits or list(json.load(open(splits_json(args.root))))
     extractors = build_extractors(args, args.priors)
-    try:
-        extract_priors(args.root, splits, args.scales, extractors, text_dir=args.text_dir,
-                       batch_size=args.batch_size, on_error=args.on_error, overwrite=args.overwrite, fmt=args.format)
-    except (OSError, UserError) as e:  # disk full, unreadable store, ...: one message, work so far kept
-        sys.exit(f'[priors] {e}\n  (everything written so far is kept in *.partial and resumed by a rerun)')
+    extract_priors(args.root, splits, args.scales, extractors, text_dir=args.text_dir, batch_size=args.batch_size,
+                   on_error=args.on_error, overwrite=args.overwrite, fmt=args.format)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -19,8 +19,10 @@ import os
 import random
 import sys
 
-from llvfsr_plugin.errors import UserError
-from llvfsr_plugin.prep.pipeline import make_image_lmdbs
+from llvfsr_plugin.cli import command, int_at_least
+from llvfsr_plugin.errors import OptionError
+from llvfsr_plugin.prep.images import image_key, list_images
+from llvfsr_plugin.prep.pipeline import make_image_lmdbs, split_problems
 
 
 def read_split_csv(path):
@@ -29,7 +31,7 @@ def read_split_csv(path):
     with open(path, newline='', encoding='utf-8') as f:
         rows = list(csv.DictReader(f))
     if not rows or 'split' not in rows[0] or 'image' not in rows[0]:
-        sys.exit(f'{path}: needs columns `image` and `split` (got {list(rows[0]) if rows else "no rows"})')
+        raise OptionError(f'{path}: needs columns `image` and `split` (got {list(rows[0]) if rows else "no rows"})')
     for r in rows:
         key = os.path.splitext(os.path.basename(r['image']))[0]
         splits.setdefault(r['split'], []).append(key)
@@ -37,28 +39,37 @@ def read_split_csv(path):
 
 
 def main(argv=None):
+    return command('make_dataset.py', _main, argv)
+
+
+def _main(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--hr-dir', required=True, help='folder of aligned, square HR faces')
     ap.add_argument('--out', required=True, help='output dataset root')
-    ap.add_argument('--scales', type=int, nargs='+', default=[8, 16], help='LR scales (default: 8 16)')
-    ap.add_argument('--hr-size', type=int, default=256,
+    ap.add_argument('--scales', type=int_at_least(1), nargs='+', default=[8, 16],
+                    help='LR scales (default: 8 16)')
+    ap.add_argument('--hr-size', type=int_at_least(0), default=256,
                     help='resize HR to this size first (paper: 256; 128 for fast CPU work; 0 = keep)')
     g = ap.add_mutually_exclusive_group()
     g.add_argument('--split-csv', help='CSV with `image` and `split` columns (e.g. the MMCelebA-HQ split)')
     g.add_argument('--split-json', help='JSON {"train": [keys], "val": [keys], ...}')
     g.add_argument('--val-fraction', type=float, default=None, help='random hold-out fraction (seed 0)')
     ap.add_argument('--splits', nargs='+', default=None, help='only build these splits')
-    ap.add_argument('--limit', type=int, default=None, help='at most this many images per split (debugging)')
+    ap.add_argument('--limit', type=int_at_least(1), default=None,
+                    help='at most this many images per split (debugging)')
     ap.add_argument('--on-error', choices=['skip', 'fail'], default='fail',
                     help='bad input image: stop with its name (fail) or skip it and list it in skipped.txt')
     ap.add_argument('--overwrite', action='store_true', help='rebuild LMDBs that already exist')
-    ap.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1))
+    ap.add_argument('--workers', type=int_at_least(1), default=min(4, os.cpu_count() or 1))
     args = ap.parse_args(argv)
+    if args.val_fraction is not None and not 0 < args.val_fraction < 1:
+        ap.error(f'--val-fraction must be between 0 and 1, got {args.val_fraction}')
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise OptionError(f'--out {args.out} is a file; give a folder for the dataset root')
 
-    keys_on_disk = {os.path.splitext(f)[0]: f for f in sorted(os.listdir(args.hr_dir))
-                    if f.lower().endswith(('.png', '.jpg', '.jpeg', '.bmp', '.webp'))}
+    keys_on_disk = {image_key(p): p for p in list_images(args.hr_dir)}  # refuses face.jpg + face.png
     if not keys_on_disk:
-        sys.exit(f'no images in {args.hr_dir}')
+        raise OptionError(f'no images in {args.hr_dir}')
     if args.split_csv:
         splits = read_split_csv(args.split_csv)
     elif args.split_json:
@@ -68,21 +79,23 @@ def main(argv=None):
         random.Random(0).shuffle(keys)
         n_val = max(1, int(round(len(keys) * (args.val_fraction or 0.05))))
         splits = {'train': sorted(keys[n_val:]), 'val': sorted(keys[:n_val])}
+    problems = split_problems(splits, args.split_csv or args.split_json or 'the split')
+    if problems:
+        raise OptionError('; '.join(problems))
+    unknown = [s for s in args.splits or [] if s not in splits]
+    if unknown:
+        raise OptionError(f'--splits {unknown}: not in the split file (it has {sorted(splits)})')
     if args.splits:
         splits = {s: splits[s] for s in args.splits}
     files = {}
     for split, keys in splits.items():
         absent = [k for k in keys if k not in keys_on_disk]
         if absent:
-            sys.exit(f'split {split!r}: {len(absent)} image(s) not in {args.hr_dir}, e.g. {absent[:5]}')
+            raise OptionError(f'split {split!r}: {len(absent)} image(s) not in {args.hr_dir}, e.g. {absent[:5]}')
         keys = keys[:args.limit] if args.limit else keys
-        files[split] = [(k, os.path.join(args.hr_dir, keys_on_disk[k])) for k in keys]
-    try:
-        make_image_lmdbs(files, args.out, args.scales, args.hr_size or None, args.on_error, args.overwrite,
-                         args.workers)
-    except (OSError, UserError) as e:  # disk full, ...: one message, work so far kept
-        sys.exit(f'[prep] {e}\n  (everything written so far is kept in *.partial and resumed by a rerun)')
+        files[split] = [(k, keys_on_disk[k]) for k in keys]
+    make_image_lmdbs(files, args.out, args.scales, args.hr_size or None, args.on_error, args.overwrite, args.workers)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -4,6 +4,7 @@
     basicsr test  -opt options/test_x8.yml
     torchrun --nproc_per_node=2 -m llvfsr_plugin train -opt ... --launcher pytorch
 """
+import argparse
 import importlib
 import os
 import sys
@@ -45,6 +46,7 @@ distributed:
 
 environment:
   LLVFSR_DIST_TIMEOUT    seconds before a collective with a dead rank fails (default 1800)
+  LLVFSR_TRACEBACK=1     show the traceback of a user error (as --debug does)
 """
 
 
@@ -74,7 +76,10 @@ def _check_opt(argv):
 
 
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
+    return command('basicsr', _main, argv)
+
+
+def _main(argv):
     if not argv or argv[0] in ('-h', '--help', 'help'):
         print(HELP)
         return 0
@@ -87,16 +92,45 @@ def main(argv=None):
     _check_opt(rest)
     load_plugins()
     training.install()
-    try:
-        check_options(rest[rest.index('-opt') + 1])
-        sys.argv = [f'basicsr {cmd}'] + rest  # BasicSR's parse_options reads sys.argv
-        root = os.getcwd()
-        (train_pipeline if cmd == 'train' else test_pipeline)(root)
-    except UserError as e:
-        if os.environ.get('LLVFSR_TRACEBACK') == '1':
-            raise
-        sys.exit(f'basicsr: error: {e}\n(set LLVFSR_TRACEBACK=1 for the full traceback)')
+    check_options(rest[rest.index('-opt') + 1])
+    sys.argv = [f'basicsr {cmd}'] + rest  # BasicSR's parse_options reads sys.argv
+    (train_pipeline if cmd == 'train' else test_pipeline)(os.getcwd())
     return 0
+
+
+def command(prog, func, argv=None):
+    """Run a console command's `func(argv)` in the one user-error style: a UserError, a file-system error
+    that names its file, or Ctrl-C ends it with one line `<prog>: error: ...` (exit 1; 130 for Ctrl-C).
+    The traceback only with --debug or LLVFSR_TRACEBACK=1; any other exception is a bug and keeps it."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = '--debug' in argv or os.environ.get('LLVFSR_TRACEBACK') == '1'
+    try:
+        return func(argv) or 0
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f'\n{prog}: interrupted; finished work is kept: rerun the same command to continue', file=sys.stderr)
+        return 130
+    except (UserError, OSError) as e:
+        if debug or (isinstance(e, OSError) and not isinstance(e, UserError) and e.filename is None):
+            raise
+        msg = f'{e.strerror}: {e.filename}' if isinstance(e, OSError) and not isinstance(e, UserError) else str(e)
+        print(f'{prog}: error: {msg}', file=sys.stderr)
+        return 1
+
+
+def int_at_least(low):
+    """argparse type: a whole number >= `low` (argparse prints the error in its one-line style)."""
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected a whole number >= {low}, got {text!r}') from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f'must be >= {low}, got {v}')
+        return v
+    parse.__name__ = f'integer >= {low}'
+    return parse
 
 
 if __name__ == '__main__':

@@ -104,26 +104,27 @@ def patch_dist():
 #    own run wrote, so it is trusted.
 # ----------------------------------------------------------------------------------------------------------
 def load_resume_state(opt):
-    from basicsr.utils import check_resume, scandir
-    resume_state_path = None
+    from basicsr.utils import check_resume, get_root_logger, scandir
+    from llvfsr_plugin.utils.checkpoint import read_training_state
+    candidates = []
     if opt['auto_resume']:
         state_path = os.path.join(opt.get('root_path', '.'), 'experiments', opt['name'], 'training_states')
         if os.path.isdir(state_path):
             states = [v for v in scandir(state_path, suffix='state', recursive=False, full_path=False)]
-            if states:
-                last = max(int(float(v.split('.state')[0])) for v in states)
-                resume_state_path = os.path.join(state_path, f'{last}.state')
-                opt['path']['resume_state'] = resume_state_path
+            iters = sorted((int(float(v.split('.state')[0])) for v in states), reverse=True)
+            candidates = [os.path.join(state_path, f'{i}.state') for i in iters]
     elif opt['path'].get('resume_state'):
-        resume_state_path = opt['path']['resume_state']
-    if resume_state_path is None:
+        candidates = [opt['path']['resume_state']]
+    if not candidates:
         return None
     if torch.cuda.is_available() and opt.get('num_gpu', 0) != 0:
         device_id = torch.cuda.current_device()
         map_location = lambda storage, loc: storage.cuda(device_id)  # noqa: E731
     else:
         map_location = 'cpu'
-    resume_state = torch.load(resume_state_path, map_location=map_location, weights_only=False)
+    # one reader for every checkpoint (llvfsr_plugin.utils.checkpoint): an unreadable newest state falls back
+    path, resume_state = read_training_state(candidates, map_location, log=get_root_logger().warning)
+    opt['path']['resume_state'] = path
     check_resume(opt, resume_state['iter'])
     return resume_state
 

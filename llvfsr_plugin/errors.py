@@ -25,6 +25,18 @@ class StoreNotFound(RecordError, FileNotFoundError):
     """A store (LMDB or folder) that is not there, or whose build was interrupted."""
 
 
+class StoreCorrupt(RecordError):
+    """A store whose LMDB file is empty, foreign or shorter than LMDB expects (an interrupted copy)."""
+
+
+class WriteFailed(UserError, OSError):
+    """A write that the file system refused (disk full, read-only); what was written before is kept."""
+
+
+class PrepBusy(UserError, RuntimeError):
+    """Another prep process holds the dataset root's lock."""
+
+
 class BadImage(UserError, ValueError):
     """An input image that prep or inference refuses; the message names the file, the problem and the fix."""
 

@@ -20,7 +20,8 @@ import yaml
 from tqdm import tqdm
 
 from basicsr.archs import build_network
-from llvfsr_plugin.errors import BadImage, UserError
+from llvfsr_plugin.cli import command, int_at_least
+from llvfsr_plugin.errors import BadImage, OptionError
 from llvfsr_plugin.prep.images import degrade, imresize_uint8, list_images, read_rgb
 from llvfsr_plugin.priors.cli_args import add_extractor_args, build_extractors, extractor_help
 from llvfsr_plugin.priors.contract import collate, to_tensors
@@ -35,11 +36,11 @@ def build_parser():
     ap.add_argument('-opt', required=True, help='option YAML with network_g (a train or test YAML)')
     ap.add_argument('--ckpt', default=None, help='checkpoint (default: path.pretrain_network_g of the YAML)')
     ap.add_argument('--param-key', default='params', help='params | params_ema')
-    ap.add_argument('--input', required=True, help='folder of faces')
-    ap.add_argument('--out', required=True)
+    ap.add_argument('--input', required=True, help='a face image or a folder of faces (never written to)')
+    ap.add_argument('--out', required=True, help='output folder (not the input folder nor inside it)')
     ap.add_argument('--from-hr', action='store_true', help='inputs are HR: degrade them (MATLAB bicubic) first')
-    ap.add_argument('--lr-size', type=int, default=None, help='LR side the network was trained on')
-    ap.add_argument('--batch-size', type=int, default=8)
+    ap.add_argument('--lr-size', type=int_at_least(1), default=None, help='LR side the network was trained on')
+    ap.add_argument('--batch-size', type=int_at_least(1), default=8)
     ap.add_argument('--device', default='auto', help='auto | cpu | cuda | cuda:1 ...')
     ap.add_argument('--grid', action='store_true', help='also write grid.png (LR | bicubic | SR [| HR])')
     add_extractor_args(ap)
@@ -52,30 +53,43 @@ def load_network(opt, ckpt, param_key, device):
 
 
 def main(argv=None):
-    try:
-        return run(build_parser().parse_args(argv))
-    except UserError as e:
-        if os.environ.get('LLVFSR_TRACEBACK') == '1':
-            raise
-        sys.exit(f'llvfsr-infer: error: {e}')
+    return command('llvfsr-infer', lambda a: run(build_parser().parse_args(a)), argv)
+
+
+def input_files(inp, out):
+    """The images of `--input` (a file or a folder); refuses an `--out` that would write over them."""
+    if os.path.isfile(inp):
+        files, folder = [inp], os.path.dirname(os.path.abspath(inp))
+    else:
+        files, folder = list_images(inp), os.path.abspath(inp)
+    o = os.path.realpath(out)
+    if o == os.path.realpath(folder) or o.startswith(os.path.realpath(folder) + os.sep):
+        raise OptionError(f'--out {out} is the input folder or inside it: outputs would replace or mix with your '
+                          f'inputs; choose another folder')
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise OptionError(f'--out {out} is a file; give a folder')
+    return files
 
 
 def run(args):
+    files = input_files(args.input, args.out)
     with open(args.opt) as f:
         opt = yaml.safe_load(f)
-    net_opt = opt.get('network_g') or sys.exit(f'{args.opt}: no network_g')
+    net_opt = (opt or {}).get('network_g')
+    if not net_opt:
+        raise OptionError(f'{args.opt}: no network_g')
     scale = int(net_opt.get('scale', opt.get('scale', 8)))
     lr_size = args.lr_size or 256 // scale
     ckpt = args.ckpt or (opt.get('path') or {}).get('pretrain_network_g')
     if not ckpt:
-        sys.exit('llvfsr-infer: no checkpoint: pass --ckpt or set path.pretrain_network_g')
+        raise OptionError('no checkpoint: pass --ckpt or set path.pretrain_network_g')
     device = ('cuda' if torch.cuda.is_available() else 'cpu') if args.device == 'auto' else args.device
     net = load_network(opt, ckpt, args.param_key, device)
     priors = list(getattr(net, 'priors', ()))
     extractors = build_extractors(args, priors)
     os.makedirs(args.out, exist_ok=True)
-
-    files = list_images(args.input)
+    if os.path.isfile(os.path.join(args.out, 'skipped.txt')):  # a report of an earlier run
+        os.remove(os.path.join(args.out, 'skipped.txt'))
     skipped, resized, grid_rows, fallbacks = [], 0, [], {p: 0 for p in priors}
     t0 = time.time()
     bar = tqdm(total=len(files), desc='infer', unit='face', dynamic_ncols=True)

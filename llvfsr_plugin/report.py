@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from basicsr.utils.registry import METRIC_REGISTRY
+from llvfsr_plugin.cli import command
 from llvfsr_plugin.errors import ModelUnavailable
 from llvfsr_plugin.metrics.face_metric import ID_STATS
 from llvfsr_plugin.prep.images import decode_png, imresize_uint8, list_images
@@ -154,6 +155,10 @@ def write_report(out, rows, per, keys, notes, metrics, scale, hr_path, lr_path, 
 
 
 def main(argv=None):
+    return command('llvfsr-report', _main, argv)
+
+
+def _main(argv):
     ap = argparse.ArgumentParser(prog='llvfsr-report', description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--hr', required=True)

@@ -24,7 +24,7 @@ from basicsr.utils import imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from llvfsr_plugin.errors import OptionError
 from llvfsr_plugin.priors.contract import PRIORS, canonical, check_prior_names, collate, mirror_permutation, to_tensors
-from llvfsr_plugin.priors.store import PriorStore, Store
+from llvfsr_plugin.priors.store import PriorStore, Store, provenance_problem
 
 
 def augment_arrays(arrays, hflip, vflip, rot90):
@@ -89,6 +89,14 @@ class PriorPairedDataset(data.Dataset):
     # ------------------------------------------------------------------------------------ start-up checks
     def _check_consistency(self):
         keyset = set(self.keys)
+        lq = self.img_stores['lq'] if self.lmdb else None
+        pairs = ([(lq, self.img_stores['gt'], 'hr_sha256')] if lq else []) + \
+            [(s, lq, 'lr_sha256') for s in self.stores.values() if lq]
+        for derived, source, field in pairs:
+            problem = provenance_problem(derived, source, field)
+            if problem:
+                raise OptionError(f'{self.where}: {problem}; point the options at stores made together '
+                                  f'(datasets_prep/make_dataset.py, extract_priors.py)')
         expect = dict(self.opt.get('prior_extractors') or {})
         for p, store in self.stores.items():
             meta = store.meta

@@ -4,10 +4,10 @@ import os
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from basicsr.utils.matlab_functions import imresize
-from llvfsr_plugin.errors import BadImage
+from llvfsr_plugin.errors import BadImage, OptionError
 from llvfsr_plugin.priors.store import Writer
 
 IMG_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff')
@@ -15,9 +15,28 @@ PNG_COMPRESSION = 1  # BasicSR's default for LMDBs: fast to decode
 
 
 def list_images(folder):
+    """The images of a folder, sorted; refuses two files that would share a key (`face.jpg`, `face.png`)."""
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f'image folder not found: {folder}')
-    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(IMG_EXTS))
+        raise OptionError(f'{folder}: not a folder of images' if os.path.exists(folder) else
+                          f'image folder not found: {folder}')
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(IMG_EXTS))
+    check_unique_stems(files)
+    return files
+
+
+def image_key(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def check_unique_stems(paths):
+    """Images are keyed by file name without extension: two inputs with one key would silently become one."""
+    seen = {}
+    for p in paths:
+        seen.setdefault(image_key(p), []).append(p)
+    clash = [v for v in seen.values() if len(v) > 1]
+    if clash:
+        raise OptionError(f'{len(clash)} key(s) name more than one input file, e.g. {clash[0][0]} and {clash[0][1]}; '
+                          f'outputs are keyed by the name without extension: rename or remove one of each')
 
 
 def read_rgb(path, allow_resize_to=None, scales=(), square=True):
@@ -29,7 +48,9 @@ def read_rgb(path, allow_resize_to=None, scales=(), square=True):
     try:
         with Image.open(path) as im:
             im.load()  # raises on truncated files ("image file is truncated")
-            mode, img = im.mode, im
+            # the EXIF orientation every viewer applies (a phone photo stored sideways is shown upright)
+            img = ImageOps.exif_transpose(im)
+            mode = img.mode
             if mode in ('RGBA', 'LA', 'PA') or (mode == 'P' and 'transparency' in im.info):
                 raise BadImage(path, f'has an alpha channel (mode {mode})',
                                'Flatten it onto a background and save as RGB, or pass --on-error skip')
@@ -113,7 +134,7 @@ class ImageLMDBWriter(Writer):
             self.shapes[key] = rgb.shape
         self.put_many(blobs)
 
-    def finalize(self, expected_keys):
+    def finalize(self, expected_keys, extra_meta=None):
         if set(expected_keys) - self.done:
             return super().finalize(expected_keys)  # raises, naming the missing keys
         lines = []
@@ -122,4 +143,5 @@ class ImageLMDBWriter(Writer):
                 self.shapes[key] = decode_png(self.kv.get(key.encode())).shape
             h, w, c = self.shapes[key]
             lines.append(f'{key}.png ({h},{w},{c}) {PNG_COMPRESSION}\n')
-        return super().finalize(expected_keys, extra_files={'meta_info.txt': ''.join(lines).encode()})
+        return super().finalize(expected_keys, extra_files={'meta_info.txt': ''.join(lines).encode()},
+                                extra_meta=extra_meta)

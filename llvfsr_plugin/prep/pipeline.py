@@ -1,5 +1,7 @@
 """Prep stages behind the datasets_prep/ scripts: image LMDBs, prior stores, validation. The dataset root's
 layout is `llvfsr_plugin.prep.layout`; what a prior record holds is `llvfsr_plugin.priors.contract`."""
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -10,11 +12,11 @@ import numpy as np
 import torch.distributed as dist
 from tqdm import tqdm
 
-from llvfsr_plugin.errors import BadImage, RecordError
+from llvfsr_plugin.errors import BadImage, BadText, PrepBusy, RecordError, StoreNotFound
 from llvfsr_plugin.priors.contract import PRIORS, check_arrays, rename_legacy
 from llvfsr_plugin.priors.extractors import Sample
 from llvfsr_plugin.priors.record import decode_record
-from llvfsr_plugin.priors.store import PriorStore, PriorWriter, Store
+from llvfsr_plugin.priors.store import PriorStore, PriorWriter, Store, provenance_problem
 
 from .images import ImageLMDBWriter, decode_png, degrade, read_rgb
 from .layout import hr_path, lr_path, lr_scales, prior_dir, prior_path, skipped_txt, splits_json
@@ -27,69 +29,114 @@ def _batches(seq, n):
         yield seq[i:i + n]
 
 
-def _report_skips(root, skips):
+def _start_skips(root, stage):
+    """A stage's run replaces that stage's lines of skipped.txt (a stale report never outlives a rerun)."""
+    p = skipped_txt(root)
+    if os.path.isfile(p):
+        keep = [ln for ln in open(p, encoding='utf-8') if not ln.startswith(stage + '\t')]
+        with open(p + '.tmp', 'w', encoding='utf-8') as f:
+            f.writelines(keep)
+        os.replace(p + '.tmp', p)
+
+
+def _report_skips(root, stage, skips):
     if not skips:
         return
-    with open(skipped_txt(root), 'a', encoding='utf-8') as f:
+    with open(skipped_txt(root), 'a', encoding='utf-8') as f:  # O_APPEND: torchrun ranks' lines do not interleave
         for line in skips:
-            f.write(line + '\n')
+            f.write(f'{stage}\t{line}\n')
+
+
+@contextlib.contextmanager
+def root_lock(root):
+    """One prep process per dataset root: a second one stops at once with one line (it would interleave
+    writes into the same `.partial` stores)."""
+    os.makedirs(root, exist_ok=True)
+    f = open(os.path.join(root, '.prep.lock'), 'a+')
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or '?'
+        f.close()
+        raise PrepBusy(f'{root}: another prep process (pid {holder}) is writing this dataset; wait for it to end '
+                       f'(or stop it) and rerun') from None
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
+    finally:
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
 
 
 # ============================================================================================ image LMDBs
 def make_image_lmdbs(files, root, scales, hr_size=256, on_error='fail', overwrite=False, workers=2):
-    """files: {split: [(key, hr_file)]}. Writes hr.lmdb and lr_x<s>.lmdb per split (resumable, atomic)."""
-    os.makedirs(root, exist_ok=True)
-    with open(splits_json(root), 'w') as f:
-        json.dump({s: [k for k, _ in v] for s, v in files.items()}, f, indent=0)
-    for split, items in files.items():
-        targets = {'hr': hr_path(root, split), **{f'x{s}': lr_path(root, split, s) for s in scales}}
-        todo_targets = {n: p for n, p in targets.items() if overwrite or not os.path.isdir(p)}
-        if not todo_targets:
-            print(f'[prep] {split}: image LMDBs exist, skipping ({", ".join(targets.values())})')
-            continue
-        writers = {}
-        for n, p in todo_targets.items():
-            meta = {'kind': 'image', 'what': n, 'split': split, 'hr_size': hr_size,
-                    'degradation': 'matlab-bicubic' if n != 'hr' else None, 'scale': int(n[1:]) if n != 'hr' else 1}
-            writers[n] = ImageLMDBWriter(p, meta, overwrite=overwrite)
-        todo = [(k, f) for k, f in items if not all(w.has(k) for w in writers.values())]
-        skips = []
+    """files: {split: [(key, hr_file)]}. Writes hr.lmdb and lr_x<s>.lmdb per split (resumable, atomic; with
+    `overwrite` the old stores stay until the new ones are complete). Other splits of splits.json are kept."""
+    with root_lock(root):
+        for split, items in files.items():
+            _rewrite_split(root, split, [k for k, _ in items])
+        for split, items in files.items():
+            _make_split(root, split, items, scales, hr_size, on_error, overwrite, workers)
 
-        def work(item):
-            key, path = item
-            try:
-                hr = read_rgb(path, allow_resize_to=hr_size, scales=scales)
-            except BadImage as e:
-                return key, None, e
-            return key, {'hr': hr, **{f'x{s}': degrade(hr, s) for s in scales}}, None
 
-        bad = set()
-        with ThreadPoolExecutor(max(1, workers)) as pool, \
-                tqdm(total=len(items), initial=len(items) - len(todo), desc=f'images {split}', unit='img',
-                     dynamic_ncols=True) as bar:
-            for chunk in _batches(todo, BATCH):
-                results = list(pool.map(work, chunk))
-                for key, imgs, err in results:
-                    if err is not None:
-                        if on_error == 'fail':
-                            raise SystemExit(f'[prep] {err}\n  (rerun with --on-error skip to leave it out; '
-                                             f'finished work is kept and resumed)')
-                        bad.add(key)
-                        skips.append(f'{err.path}\t{err.problem}')
-                for n, w in writers.items():
-                    w.put_images([(k, imgs[n]) for k, imgs, err in results if err is None])
-                bar.update(len(chunk))
-        # keys skipped in an earlier, interrupted run are found again: bad inputs stay bad
-        good = [k for k, _ in items if k not in bad and all(w.has(k) for w in writers.values())]
-        missing = [k for k, _ in items if k not in bad and k not in good]
-        if missing:
-            raise RecordError(f'{split}: {len(missing)} keys not written, e.g. {missing[:5]}')
-        for w in writers.values():
-            w.finalize(good)
-        _report_skips(root, skips)
-        if skips:
-            print(f'[prep] {split}: skipped {len(skips)} bad input(s); see {skipped_txt(root)}')
-        _rewrite_split(root, split, good)
+def _make_split(root, split, items, scales, hr_size, on_error, overwrite, workers):
+    targets = {'hr': hr_path(root, split), **{f'x{s}': lr_path(root, split, s) for s in scales}}
+    todo_targets = {n: p for n, p in targets.items() if overwrite or not os.path.isdir(p)}
+    if not todo_targets:
+        print(f'[prep] {split}: image LMDBs exist, skipping ({", ".join(targets.values())})')
+        done = set(Store(targets['hr']).keys())
+        _rewrite_split(root, split, [k for k, _ in items if k in done])
+        return
+    writers = {}
+    for n, p in todo_targets.items():
+        meta = {'kind': 'image', 'what': n, 'split': split, 'hr_size': hr_size,
+                'degradation': 'matlab-bicubic' if n != 'hr' else None, 'scale': int(n[1:]) if n != 'hr' else 1}
+        writers[n] = ImageLMDBWriter(p, meta, overwrite=overwrite)
+    todo = [(k, f) for k, f in items if not all(w.has(k) for w in writers.values())]
+    skips = []
+    _start_skips(root, f'images {split}')
+
+    def work(item):
+        key, path = item
+        try:
+            hr = read_rgb(path, allow_resize_to=hr_size, scales=scales)
+        except BadImage as e:
+            return key, None, e
+        return key, {'hr': hr, **{f'x{s}': degrade(hr, s) for s in scales}}, None
+
+    bad = set()
+    with ThreadPoolExecutor(max(1, workers)) as pool, \
+            tqdm(total=len(items), initial=len(items) - len(todo), desc=f'images {split}', unit='img',
+                 dynamic_ncols=True) as bar:
+        for chunk in _batches(todo, BATCH):
+            results = list(pool.map(work, chunk))
+            for key, imgs, err in results:
+                if err is not None:
+                    if on_error == 'fail':
+                        raise BadImage(err.path, err.problem, f'{err.fix} (finished work is kept and resumed)')
+                    bad.add(key)
+                    skips.append(f'{err.path}\t{err.problem}')
+            for n, w in writers.items():
+                w.put_images([(k, imgs[n]) for k, imgs, err in results if err is None])
+            bar.update(len(chunk))
+    # keys skipped in an earlier, interrupted run are found again: bad inputs stay bad
+    good = [k for k, _ in items if k not in bad and all(w.has(k) for w in writers.values())]
+    missing = [k for k, _ in items if k not in bad and k not in good]
+    if missing:
+        raise RecordError(f'{split}: {len(missing)} keys not written, e.g. {missing[:5]}')
+    if 'hr' in writers:  # first: the LR stores record the HR store's digest (their pairing)
+        writers.pop('hr').finalize(good)
+    hr_digest = Store(hr_path(root, split)).digest()
+    for w in writers.values():
+        w.finalize(good, extra_meta={'hr_sha256': hr_digest})
+    _report_skips(root, f'images {split}', skips)
+    if skips:
+        print(f'[prep] {split}: skipped {len(skips)} bad input(s); see {skipped_txt(root)}')
+    _rewrite_split(root, split, good)
 
 
 def _rewrite_split(root, split, keys):
@@ -119,8 +166,15 @@ def extract_priors(root, splits, scales, extractors, text_dir=None, batch_size=1
 
     Under torchrun each rank takes every world_size-th pending key and writes its own shard; rank 0 merges
     the shards into the store a single process would write (same keys, same record bytes), then finalizes.
+    Each store's meta records the LR store's digest (`lr_sha256`): which LR images it was computed from.
     """
     rank, world = _dist_info()
+    with root_lock(root) if rank == 0 else contextlib.nullcontext():
+        return _extract_priors(root, splits, scales, extractors, text_dir, batch_size, on_error, overwrite, fmt,
+                               rank, world)
+
+
+def _extract_priors(root, splits, scales, extractors, text_dir, batch_size, on_error, overwrite, fmt, rank, world):
     stats = {}
     for split in splits:
         for scale in scales:
@@ -138,8 +192,11 @@ def extract_priors(root, splits, scales, extractors, text_dir=None, batch_size=1
             if not jobs:
                 continue
             first = decode_png(lr_store.get_bytes(keys[0]))
+            lr_digest = lr_store.digest()
             for prior, (out, meta) in jobs.items():
-                meta['lr_size'] = int(first.shape[0])
+                meta.update(lr_size=int(first.shape[0]), lr_sha256=lr_digest)
+                if rank == 0:
+                    _start_skips(root, f'priors {split}/x{scale}/{prior}')
             # rank 0 owns the main writers; under torchrun every rank also writes a shard of its own
             mains = {}
             if rank == 0:
@@ -177,9 +234,10 @@ def extract_priors(root, splits, scales, extractors, text_dir=None, batch_size=1
                                 recs += extractors[prior].extract([s])
                             except ValueError as e1:
                                 if on_error == 'fail':
-                                    raise SystemExit(f'[priors] {prior} for key {s.key!r}: {e1}\n  (rerun with '
-                                                     f'--on-error skip to leave it out)') from None
-                                skips.append(f'{split}/x{scale}/{prior}/{s.key}\t{e1}')
+                                    raise (BadText if isinstance(e1, BadText) else RecordError)(
+                                        f'{prior} for key {s.key!r}: {e1} (rerun with --on-error skip to leave it '
+                                        f'out)') from None
+                                skips.append((prior, f'{s.key}\t{e1}'))
                                 recs.append(None)
                     ok = [(s.key, a, m) for s, r in zip(todo, recs) if r is not None for a, m in [r]]
                     fallbacks[prior] += sum(bool(m.get('fallback')) for _, _, m in ok)
@@ -187,7 +245,8 @@ def extract_priors(root, splits, scales, extractors, text_dir=None, batch_size=1
                 bar.update(len(chunk))
             bar.close()
             dt = time.time() - t0
-            _report_skips(root, skips)  # every rank its own shard's (O_APPEND: lines do not interleave)
+            for prior in jobs:  # every rank its own shard's
+                _report_skips(root, f'priors {split}/x{scale}/{prior}', [ln for p, ln in skips if p == prior])
             if world > 1:
                 for w in writers.values():
                     w.close()
@@ -225,10 +284,14 @@ def validate(root, splits=None, scales=None, priors=None, verbose=True):
     """Check every key exists in every LMDB of the dataset, decodes, and has consistent shapes and meta.
     Returns a list of problems (empty = valid)."""
     problems = []
-    for split in splits or list(json.load(open(splits_json(root)))):
+    if not os.path.isfile(splits_json(root)):
+        raise StoreNotFound(f'{root}: no splits.json; not a dataset root written by datasets_prep/make_dataset.py')
+    split_keys = json.load(open(splits_json(root)))
+    problems += split_problems(split_keys, splits_json(root))
+    for split in splits or list(split_keys):
         try:
             hr = Store(hr_path(root, split))
-        except FileNotFoundError as e:
+        except RecordError as e:  # missing, truncated, empty or foreign
             problems.append(str(e))
             continue
         keys = sorted(hr.keys())
@@ -246,9 +309,10 @@ def validate(root, splits=None, scales=None, priors=None, verbose=True):
         for scale in found_scales:
             try:
                 lr = Store(lr_path(root, split, scale))
-            except FileNotFoundError as e:
+            except RecordError as e:
                 problems.append(str(e))
                 continue
+            problems += [p for p in [provenance_problem(lr, hr, 'hr_sha256')] if p]
             if sorted(lr.keys()) != keys:
                 diff = sorted(set(keys) ^ set(lr.keys()))
                 problems.append(f'{lr.path}: keys differ from hr.lmdb ({len(diff)}, e.g. {diff[:5]})')
@@ -264,7 +328,7 @@ def validate(root, splits=None, scales=None, priors=None, verbose=True):
             if not os.path.isdir(pdir):
                 continue
             for name in sorted(os.listdir(pdir)):
-                if name.endswith('.partial') or '.shard' in name:
+                if name.endswith(('.partial', '.old')) or '.shard' in name:
                     problems.append(f'{os.path.join(pdir, name)}: unfinished prep output (rerun the extraction)')
                     continue
                 prior = name.rsplit('.', 1)[0]
@@ -274,10 +338,32 @@ def validate(root, splits=None, scales=None, priors=None, verbose=True):
                     continue
                 if priors and prior not in priors:
                     continue
-                problems += _validate_prior(PriorStore(os.path.join(pdir, name)), prior, keys, scale, verbose)
+                try:
+                    store = PriorStore(os.path.join(pdir, name))
+                except RecordError as e:
+                    problems.append(str(e))
+                    continue
+                problems += [p for p in [provenance_problem(store, lr, 'lr_sha256')] if p]
+                problems += _validate_prior(store, prior, keys, scale, verbose)
     if verbose:
         print('[validate] OK' if not problems else
               f'[validate] {len(problems)} problem(s):\n  ' + '\n  '.join(problems[:50]))
+    return problems
+
+
+def split_problems(split_keys, where):
+    """Duplicate keys within a split, and keys in more than one split (a train/val leak)."""
+    problems, seen = [], {}
+    for split, keys in split_keys.items():
+        dup = sorted({k for k in keys if keys.count(k) > 1}) if len(set(keys)) != len(keys) else []
+        if dup:
+            problems.append(f'{where}: split {split!r} lists {len(dup)} key(s) more than once, e.g. {dup[:5]}')
+        for k in set(keys):
+            seen.setdefault(k, []).append(split)
+    shared = sorted(k for k, s in seen.items() if len(s) > 1)
+    if shared:
+        problems.append(f'{where}: {len(shared)} key(s) are in more than one split (a leak), e.g. '
+                        f'{[(k, seen[k]) for k in shared[:5]]}')
     return problems
 
 

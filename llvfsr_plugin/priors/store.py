@@ -7,13 +7,15 @@ renames it to `<path>`. A killed run leaves `<path>.partial`, which no reader op
 it (keys already written are skipped). Each write is one LMDB transaction (or an fsync'ed file rename):
 a record is present whole or absent.
 """
+import hashlib
 import json
 import os
 import shutil
+import struct
 
 import lmdb
 
-from llvfsr_plugin.errors import RecordError, StoreNotFound
+from llvfsr_plugin.errors import RecordError, StoreCorrupt, StoreNotFound, WriteFailed
 from llvfsr_plugin.priors.contract import check_arrays, rename_legacy
 from llvfsr_plugin.priors.record import LMDB_META_KEY, decode_record, encode_record
 
@@ -36,6 +38,45 @@ def is_lmdb(path):
     return os.path.isfile(os.path.join(path, 'data.mdb'))
 
 
+LMDB_MAGIC = 0xBEEFC0DE
+
+
+def rebuild_hint(path):
+    """The command that rebuilds the store at `path` (prep layout: llvfsr_plugin.prep.layout)."""
+    path = os.path.normpath(path[:-len('.partial')] if path.endswith('.partial') else path)
+    name, parent = os.path.basename(path), os.path.basename(os.path.dirname(path))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(path)) if parent.startswith('priors_x') else
+                           os.path.dirname(path))
+    if parent.startswith('priors_x'):
+        return (f'rebuild it: python datasets_prep/extract_priors.py --root {root} --scales {parent[8:]} '
+                f'--priors {name.rsplit(".", 1)[0]} --overwrite')
+    return f'rebuild it: python datasets_prep/make_dataset.py ... --out {root} --overwrite'
+
+
+def check_lmdb_file(path):
+    """Refuse an LMDB whose data.mdb is empty, not an LMDB, or shorter than its own meta pages say (an
+    interrupted copy): LMDB would misread it, or kill the process with SIGBUS when it touches a page
+    beyond the end of the file."""
+    f = os.path.join(path, 'data.mdb')
+    size = os.path.getsize(f)
+    with open(f, 'rb') as fh:
+        head = fh.read(16 + 152)
+        metas = []
+        if len(head) == 168 and struct.unpack_from('<I', head, 16)[0] == LMDB_MAGIC:
+            psize = struct.unpack_from('<I', head, 40)[0]
+            fh.seek(psize)
+            metas = [head, fh.read(168)] if 512 <= psize <= 1 << 16 else []
+    what = ('is empty' if size == 0 else 'is not an LMDB file (no LMDB meta page)')
+    valid = [m for m in metas if len(m) == 168 and struct.unpack_from('<I', m, 16)[0] == LMDB_MAGIC]
+    if valid:
+        last_pg, _ = max((struct.unpack_from('<QQ', m, 136) for m in valid), key=lambda t: t[1])
+        need = (last_pg + 1) * struct.unpack_from('<I', valid[0], 40)[0]
+        if size >= need:
+            return
+        what = f'is truncated ({size} of {need} bytes: an interrupted copy?)'
+    raise StoreCorrupt(f'{path}: data.mdb {what}; {rebuild_hint(path)}')
+
+
 # (pid, realpath) -> (env, identity of data.mdb). LMDB must not open one environment twice in a process
 # (lmdb.h), so every reader of a path shares one env; the file identity catches a store rebuilt at the
 # same path (rmtree + rename) since the env was opened, which would otherwise keep serving the old file.
@@ -55,6 +96,7 @@ def _read_env(path):
         _forget_read_env(path)
         env = None
     if env is None:
+        check_lmdb_file(path)
         env = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False)
         _READ_ENVS[key] = (env, now)
     return env
@@ -77,6 +119,8 @@ class _LmdbKV:
             return _read_env(self.path)
         if self.env is None:
             _forget_read_env(self.path)
+            if is_lmdb(self.path):
+                check_lmdb_file(self.path)
             self.env = lmdb.open(self.path, map_size=LMDB_MAP_SIZE)
         return self.env
 
@@ -94,8 +138,8 @@ class _LmdbKV:
                 for k, v in items:
                     txn.put(k, v)
         except lmdb.Error as e:
-            raise OSError(f'{self.path}: write failed ({e}); disk full? Nothing half-written stays: free '
-                          f'space and rerun to resume') from e
+            raise WriteFailed(f'{self.path}: write failed ({e}); disk full? Nothing half-written stays: free '
+                              f'space and rerun to resume') from e
 
     def close(self):
         if not self.write:
@@ -129,6 +173,14 @@ class _FolderKV:
         pass
 
 
+def content_digest(items):
+    """sha256 over the (key, sha256(value)) pairs of a store, in key order (independent of write order)."""
+    h = hashlib.sha256()
+    for k, v in sorted(items):
+        h.update(k.encode() + b'\0' + hashlib.sha256(v).digest())
+    return h.hexdigest()[:32]
+
+
 class Store:
     """Read-only access to a finished store (`<path>` with meta under `__meta__`)."""
 
@@ -138,6 +190,8 @@ class Store:
             hint = (' (a previous prep was interrupted; rerun it to resume and finish)'
                     if os.path.isdir(path + '.partial') else '')
             raise StoreNotFound(f'store not found: {path}{hint}')
+        if is_lmdb(path):
+            check_lmdb_file(path)
         self.kv = (_LmdbKV if is_lmdb(path) else _FolderKV)(path, write=False)
         self._meta = None
 
@@ -175,11 +229,31 @@ class Store:
         finally:
             kv.close()
 
+    def digest(self):
+        """The store's content digest: from its meta (written by finalize) or computed (stores of earlier
+        versions)."""
+        return self.meta.get('content_sha256') or content_digest((k, self.get_bytes(k)) for k in self.keys())
+
     def get_bytes(self, key):
         raw = self.kv.get(key.encode())
         if raw is None:
             raise KeyError(f'key {key!r} missing in {self.path}')
         return raw
+
+
+def provenance_problem(derived, source, field):
+    """A message if `derived` (its meta `field`: the digest of the store it was made from) was not made from
+    `source`; None if it was, or if either store predates digests (BasicSR's own LMDBs have no meta)."""
+    def meta(st):
+        try:
+            return st.meta
+        except RecordError:
+            return {}
+    want, have = meta(derived).get(field), meta(source).get('content_sha256')
+    if want and have and want != have:
+        return (f'{derived.path} was not made from {source.path} (it records data digest {want[:12]}, that store '
+                f'holds {have[:12]}): a store of another dataset, or one rebuilt since')
+    return None
 
 
 class PriorStore(Store):
@@ -200,16 +274,18 @@ class Writer:
         todo = [k for k in keys if not w.has(k)]
         w.put_many([(key, value_bytes), ...])  # one transaction
         w.finalize(expected_keys)              # check completeness, then rename .partial -> path
+
+    With `overwrite`, a finished store at `path` stays readable until the new one is complete: finalize
+    moves it aside and renames the new one in its place, so a failed rebuild loses nothing.
+    The final meta holds `content_sha256`, a digest of every (key, value): what a store made from this one
+    records, so a store can be checked against the data it came from.
     """
 
     def __init__(self, path, meta, fmt='lmdb', overwrite=False):
         self.path, self.meta = path, json.loads(json.dumps(meta))
         self.tmp = path + '.partial'
-        if os.path.isdir(path):
-            if not overwrite:
-                raise FileExistsError(f'{path} exists; pass --overwrite to rebuild it')
-            _forget_read_env(path)
-            shutil.rmtree(path)
+        if os.path.isdir(path) and not overwrite:
+            raise FileExistsError(f'{path} exists; pass --overwrite to rebuild it')
         os.makedirs(self.tmp, exist_ok=True)
         self.kv = (_LmdbKV if fmt == 'lmdb' else _FolderKV)(self.tmp, write=True)
         old = self.kv.get(LMDB_META_KEY)
@@ -227,18 +303,24 @@ class Writer:
         self.kv.put_many([(k.encode(), v) for k, v in items])
         self.done.update(k for k, _ in items)
 
-    def finalize(self, expected_keys, extra_files=None):
+    def finalize(self, expected_keys, extra_files=None, extra_meta=None):
         missing = sorted(set(expected_keys) - self.done)
         if missing:
             raise RecordError(f'{self.tmp}: {len(missing)} key(s) still missing (e.g. {missing[:5]}); not '
                               f'finalizing')
-        final_meta = dict(self.meta, num_records=len(self.done))
+        digest = content_digest((k, self.kv.get(k.encode())) for k in self.done)
+        final_meta = dict(self.meta, **(extra_meta or {}), num_records=len(self.done), content_sha256=digest)
         self.kv.put_many([(LMDB_META_KEY, json.dumps(final_meta, sort_keys=True).encode())])
         for name, data in (extra_files or {}).items():
             _atomic_write(os.path.join(self.tmp, name), data)
         self.kv.close()
         _forget_read_env(self.path)
+        old = self.path + '.old'
+        if os.path.isdir(self.path):  # --overwrite: the old store goes only now that the new one is complete
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(self.path, old)
         os.replace(self.tmp, self.path)
+        shutil.rmtree(old, ignore_errors=True)
         return self.path
 
     def close(self):

@@ -20,10 +20,11 @@ def checkpoint_mismatch(expected, loaded, show=4):
     return out
 
 
-def read_checkpoint(path):
-    """The dict a BasicSR `save_network` wrote (tensors only: weights_only), or CheckpointError naming the file."""
+def read_checkpoint(path, weights_only=True, map_location='cpu'):
+    """The dict a BasicSR `save_network` (tensors: weights_only) or `save_training_state` wrote, or a
+    CheckpointError naming the file."""
     try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=weights_only)
     except FileNotFoundError:
         raise CheckpointError(f'checkpoint not found: {path}') from None
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as e:
@@ -59,3 +60,21 @@ def load_network_params(net, path, param_key='params', strict=True):
                                   'path.strict_load_g: false to load what matches.')
     net.load_state_dict(sd, strict=strict)
     return net
+
+
+def read_training_state(paths, map_location='cpu', log=print):
+    """The newest readable training state of `paths` (newest first): a truncated or corrupt newest state
+    (a crash while copying, a full disk) falls back to the one before, saying so. The states are the user's
+    own run's, so they are trusted (weights_only=False: the scheduler state holds a Counter)."""
+    errors = []
+    for path in paths:
+        try:
+            state = read_checkpoint(path, weights_only=False, map_location=map_location)
+        except CheckpointError as e:
+            errors.append(str(e))
+            continue
+        if errors:
+            log(f'resume: {len(errors)} newer training state(s) unreadable ({errors[0]}); resuming from {path}')
+        return path, state
+    raise CheckpointError('no readable training state: ' + '; '.join(errors) + '. Start over without --auto_resume '
+                          '(or delete the unreadable files)')

@@ -197,6 +197,9 @@ def read_text_file(path, policy='first', key=None):
         text = raw.decode('utf-8')
     except UnicodeDecodeError as e:
         raise BadText(f'{path}: not UTF-8 ({e}); re-save it as UTF-8') from None
+    if '\x00' in text:
+        raise BadText(f'{path}: contains NUL bytes (a binary file, or UTF-16 saved as bytes?); re-save it as UTF-8 '
+                      f'text, or pass --on-error skip')
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if not lines:
         raise BadText(f'{path}: empty caption file; write at least one sentence, or pass --on-error skip')
