@@ -73,9 +73,12 @@ def input_files(inp, out):
 
 def run(args):
     files = input_files(args.input, args.out)
-    with open(args.opt) as f:
-        opt = yaml.safe_load(f)
-    net_opt = (opt or {}).get('network_g')
+    try:
+        with open(args.opt) as f:
+            opt = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        raise OptionError(f'{args.opt}: not valid YAML: {e}') from None
+    net_opt = opt.get('network_g') if isinstance(opt, dict) else None
     if not net_opt:
         raise OptionError(f'{args.opt}: no network_g')
     scale = int(net_opt.get('scale', opt.get('scale', 8)))

@@ -110,10 +110,6 @@ PAPER_PRIORS = tuple(PRIORS)  # the paper's four, LLVFSRArch's default
 LEGACY_ARRAYS = {'mask': {'labels': 'mask'}}
 
 
-def spec(name):
-    return PRIORS[name]
-
-
 def canonical(names):
     """Known names in the contract's order (option files may list priors in any order)."""
     return tuple(p for p in PRIORS if p in set(names))
