@@ -104,7 +104,7 @@ def patch_dist():
 #    own run wrote, so it is trusted.
 # ----------------------------------------------------------------------------------------------------------
 def load_resume_state(opt):
-    from basicsr.utils import check_resume, get_root_logger, scandir
+    from basicsr.utils import check_resume, scandir
     from llvfsr_plugin.utils.checkpoint import read_training_state
     candidates = []
     if opt['auto_resume']:
@@ -123,7 +123,9 @@ def load_resume_state(opt):
     else:
         map_location = 'cpu'
     # one reader for every checkpoint (llvfsr_plugin.utils.checkpoint): an unreadable newest state falls back
-    path, resume_state = read_training_state(candidates, map_location, log=get_root_logger().warning)
+    # (not BasicSR's logger: asking for it before train_pipeline sets it up would leave it without its log file)
+    path, resume_state = read_training_state(candidates, map_location,
+                                             log=lambda msg: print(f'[basicsr] warning: {msg}', file=sys.stderr))
     opt['path']['resume_state'] = path
     check_resume(opt, resume_state['iter'])
     return resume_state

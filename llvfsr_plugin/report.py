@@ -2,16 +2,19 @@
 
   llvfsr-report --hr datasets/demo/val/hr.lmdb --lr datasets/demo/val/lr_x8.lmdb --scale 8 \
       --method LLV-FSR=results/LLVFSR_x8/visualization/val --method EDSR=results/EDSR_x8/visualization/val \
-      --out reports/x8 [--faces 12 29] [--metrics psnr ssim lpips niqe id_dist]
+      --out reports/x8 [--faces 12 29] [--metrics psnr ssim lpips niqe id_dist face_psnr] [--reference EDSR]
 
 HR / LR: a folder of images or an LMDB from datasets_prep (keys = file stems). Method folders hold one SR
 image per key, named `<key>.png` or `<key>_<anything>.png` (BasicSR's `save_img` naming). Bicubic (MATLAB)
-is always the first row. Writes report.md (best per column in bold), report.csv, id_distance.png (bar
-chart) and grid.png (LR | methods | HR). PSNR/SSIM on Y, no border crop, for every row.
+is always the first row. Writes report.md (best per column in bold), report.csv, per_image.csv (every
+face's scores), id_distance.png (bar chart) and grid.png (LR | methods | HR); with --reference, the paired
+per-face differences against that method with 95 % bootstrap intervals (report.md, paired.json).
+PSNR/SSIM on Y, no border crop, for every row; face_psnr: PSNR on Y inside the HR face's FaceMesh oval.
 """
 import argparse
 import csv
 import glob
+import json
 import os
 import sys
 
@@ -21,10 +24,11 @@ from tqdm import tqdm
 
 from basicsr.utils.registry import METRIC_REGISTRY
 from llvfsr_plugin.cli import command
-from llvfsr_plugin.errors import ModelUnavailable
+from llvfsr_plugin.errors import ModelUnavailable, OptionError
 from llvfsr_plugin.metrics.face_metric import ID_STATS
 from llvfsr_plugin.prep.images import decode_png, imresize_uint8, list_images
 from llvfsr_plugin.priors.store import Store, is_lmdb
+from llvfsr_plugin.utils.stats import paired_bootstrap
 from llvfsr_plugin.utils.vis import imwrite_rgb, make_grid
 
 METRICS = {  # name: (registry function, kwargs, higher is better, format)
@@ -33,6 +37,7 @@ METRICS = {  # name: (registry function, kwargs, higher is better, format)
     'lpips': ('calculate_lpips', {}, False, '{:.4f}'),
     'niqe': ('calculate_niqe_pyiqa', {'crop_border': 0}, False, '{:.3f}'),
     'id_dist': ('calculate_identity_distance', {}, False, '{:.4f}'),
+    'face_psnr': ('calculate_face_psnr', {}, True, '{:.2f}'),
 }
 
 
@@ -95,7 +100,18 @@ def evaluate(hr_path, lr_path, methods, metrics, scale):
     return rows, per, keys, notes
 
 
-def write_report(out, rows, per, keys, notes, metrics, scale, hr_path, lr_path, methods, faces):
+def paired_rows(per, keys, metrics, reference):
+    """{method: {metric: paired_bootstrap(method, reference)}} for every other method, per-face paired."""
+    out = {}
+    for n, scores in per.items():
+        if n == reference:
+            continue
+        out[n] = {m: paired_bootstrap(scores[m], per[reference][m]) for m in metrics
+                  if len(scores[m]) == len(keys) == len(per[reference][m])}
+    return out
+
+
+def write_report(out, rows, per, keys, notes, metrics, scale, hr_path, lr_path, methods, faces, reference=None):
     os.makedirs(out, exist_ok=True)
     names = list(rows)
     best = {}
@@ -121,6 +137,23 @@ def write_report(out, rows, per, keys, notes, metrics, scale, hr_path, lr_path, 
                 cells.append(f'**{c}**' if best.get(m) == n else c)
             lines.append(f'| {n} | ' + ' | '.join(cells) + ' |')
             w.writerow([n] + [rows[n].get(m, '') for m in metrics] + [len(keys)])
+    with open(os.path.join(out, 'per_image.csv'), 'w', newline='') as f:  # every face's scores, for any test
+        w = csv.writer(f)
+        w.writerow(['key', 'method'] + metrics)
+        for n in names:
+            for i, k in enumerate(keys):
+                w.writerow([k, n] + [per[n][m][i] if len(per[n][m]) == len(keys) else '' for m in metrics])
+    if reference:
+        paired = paired_rows(per, keys, metrics, reference)
+        with open(os.path.join(out, 'paired.json'), 'w') as f:
+            json.dump({'reference': reference, 'faces': len(keys), 'paired': paired}, f, indent=1)
+        lines += ['', f'Paired differences against **{reference}** on the same {len(keys)} faces: mean of the per-face '
+                  f'difference, 95 % bootstrap interval over faces, share of faces where the method scores higher.',
+                  '', '| method | ' + ' | '.join(metrics) + ' |', '|' + '---|' * (len(metrics) + 1)]
+        for n, cols in paired.items():
+            lines.append(f'| {n} | ' + ' | '.join(
+                f"{c['mean']:+.3f} [{c['lo']:+.3f}, {c['hi']:+.3f}] ({100 * c['better']:.0f} %)" if c else 'n/a'
+                for c in (cols.get(m) for m in metrics)) + ' |')
     if notes:
         lines += [''] + [f'- {x}' for x in notes]
     if 'id_dist' in metrics and all('id_dist' in rows[n] for n in names):
@@ -167,6 +200,9 @@ def _main(argv):
     ap.add_argument('--method', action='append', default=[], metavar='NAME=FOLDER', help='repeatable')
     ap.add_argument('--metrics', nargs='+', default=list(METRICS), choices=list(METRICS))
     ap.add_argument('--faces', nargs='*', default=None, help='keys for grid.png (default: first 4)')
+    ap.add_argument('--reference', default=None, metavar='NAME',
+                    help='also report every method minus this one (e.g. Model 1), paired per face, with 95 %% '
+                         'bootstrap intervals (paired.json)')
     ap.add_argument('--out', required=True)
     args = ap.parse_args(argv)
     methods = {}
@@ -177,9 +213,11 @@ def _main(argv):
         if not os.path.isdir(folder):
             sys.exit(f'--method {n}: folder not found: {folder}')
         methods[n] = folder
+    if args.reference and args.reference not in ['Bicubic', *methods]:
+        raise OptionError(f'--reference {args.reference!r} is not a method of this report: {["Bicubic", *methods]}')
     rows, per, keys, notes = evaluate(args.hr, args.lr, methods, args.metrics, args.scale)
     print(write_report(args.out, rows, per, keys, notes, args.metrics, args.scale, args.hr, args.lr, methods,
-                       args.faces))
+                       args.faces, args.reference))
     return 0
 
 

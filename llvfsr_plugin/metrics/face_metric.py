@@ -18,12 +18,14 @@ import logging
 import os
 import shutil
 
+import cv2
 import numpy as np
 import scipy.io
 import torch
 import torchvision.models as tvm
 
 import basicsr.metrics
+from basicsr.metrics.metric_util import to_y_channel
 from basicsr.utils.registry import METRIC_REGISTRY
 from llvfsr_plugin.errors import ModelUnavailable
 
@@ -105,6 +107,40 @@ def calculate_niqe_pyiqa(img, img2=None, crop_border=0, test_y_channel=True, **k
                             pretrained_model_path=niqe_params_mat()).eval()
     with torch.no_grad():
         return float(_MODELS[key](_to_tensor(img)).item())
+
+
+# ===================================================================================== face-region PSNR
+FACE_STATS = {'images': 0, 'face_not_found': 0}
+_FACE_MASKS = {}
+
+
+def face_region_mask(img_bgr):
+    """FaceMesh face-oval mask of an (HR) face, cached by content; None where FaceMesh finds no face."""
+    from llvfsr_plugin.priors.extractors.map_extractors import FaceMeshRunner, face_oval_mask
+    key = (img_bgr.shape, hashlib.sha1(np.ascontiguousarray(img_bgr)).hexdigest())
+    if key not in _FACE_MASKS:
+        if len(_FACE_MASKS) > 4096:
+            _FACE_MASKS.clear()
+        rgb = np.ascontiguousarray(img_bgr[..., ::-1])
+        lm = FaceMeshRunner.get().landmarks(key, cv2.resize(rgb, (256, 256), interpolation=cv2.INTER_AREA)
+                                            if rgb.shape[:2] != (256, 256) else rgb)
+        _FACE_MASKS[key] = None if lm is None else face_oval_mask(lm, *img_bgr.shape[:2])
+    return _FACE_MASKS[key]
+
+
+@METRIC_REGISTRY.register()
+def calculate_face_psnr(img, img2, **kwargs):
+    """PSNR on Y (as calculate_psnr, no border crop) inside the face oval of the HR face `img2`: most of an
+    aligned crop is hair and background, where no facial prior says anything. A face FaceMesh misses is
+    scored on the whole image, counted in FACE_STATS."""
+    mask = face_region_mask(img2)
+    FACE_STATS['images'] += 1
+    if mask is None:
+        FACE_STATS['face_not_found'] += 1
+        mask = np.ones(img2.shape[:2], bool)
+    se = (to_y_channel(img) - to_y_channel(img2))[..., 0] ** 2
+    mse = float(se[mask].mean())
+    return float('inf') if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
 
 
 # ====================================================================================== identity distance

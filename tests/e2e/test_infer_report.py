@@ -1,10 +1,12 @@
 """The evaluation report and the inference command, on real faces."""
 import csv
+import json
 import os
 import shutil
 import subprocess
 
 import cv2
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -36,7 +38,7 @@ def test_report_table_chart_grid(tiny_root, result_folders, tmp_path):
     out = tmp_path / 'rep'
     r = subprocess.run([PY, '-m', 'llvfsr_plugin.report', '--hr', f'{tiny_root}/val/hr.lmdb', '--lr',
                         f'{tiny_root}/val/lr_x8.lmdb', '--scale', '8', '--method', f'Good={result_folders}/good',
-                        '--method', f'Blurry={result_folders}/blurry', '--out', str(out)],
+                        '--method', f'Blurry={result_folders}/blurry', '--out', str(out), '--reference', 'Bicubic'],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     md = (out / 'report.md').read_text()
@@ -47,6 +49,13 @@ def test_report_table_chart_grid(tiny_root, result_folders, tmp_path):
     assert good_psnr in md and '| Good |' in md and 'ID dist ↓' in md
     assert 'lpips: not computed' in md or float(rows['Good']['lpips']) >= 0  # no AlexNet weights here
     assert float(rows['Good']['id_dist']) < float(rows['Blurry']['id_dist'])
+    per_image = list(csv.DictReader(open(out / 'per_image.csv')))
+    assert len(per_image) == 3 * 4 and {r['method'] for r in per_image} == {'Bicubic', 'Good', 'Blurry'}
+    paired = json.load(open(out / 'paired.json'))['paired']
+    good = [float(r['psnr']) - float(b['psnr']) for r, b in zip(per_image[4:8], per_image[:4])]
+    assert paired['Good']['psnr']['mean'] == pytest.approx(np.mean(good)) and paired['Good']['psnr']['lo'] > 0
+    assert paired['Blurry']['psnr']['hi'] < 0 and 'Paired differences against **Bicubic**' in md
+    assert float(rows['Good']['face_psnr']) > float(rows['Blurry']['face_psnr'])
     for png in ('id_distance.png', 'grid.png'):
         img = cv2.imread(str(out / png))
         assert img is not None and img.shape[0] > 100

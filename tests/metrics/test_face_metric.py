@@ -70,3 +70,20 @@ def test_identity_distance(faces):
     d = calculate_identity_distance(gray, a)
     assert np.isfinite(d) and ID_STATS['face_not_found'] == before['face_not_found'] + 1
 
+
+
+def test_face_psnr_scores_the_face_not_the_background(faces):
+    """Noise outside the FaceMesh face oval leaves face-region PSNR untouched; noise inside lowers it."""
+    from llvfsr_plugin.metrics.face_metric import FACE_STATS, calculate_face_psnr, face_region_mask
+    a = faces[0]
+    mask = face_region_mask(a)
+    assert mask is not None and 0.15 < mask.mean() < 0.7  # the oval of an aligned crop, not the whole crop
+    rng = np.random.default_rng(0)
+    noise = rng.integers(-40, 41, a.shape)
+    outside = np.clip(a + noise * ~mask[..., None], 0, 255).astype(np.uint8)
+    inside = np.clip(a + noise * mask[..., None], 0, 255).astype(np.uint8)
+    assert calculate_face_psnr(outside, a) == float('inf') and calculate_psnr(outside, a, 0, test_y_channel=True) < 30
+    assert calculate_face_psnr(inside, a) < 30
+    before = FACE_STATS['face_not_found']
+    gray = np.full_like(a, 127)
+    assert np.isfinite(calculate_face_psnr(gray + 1, gray)) and FACE_STATS['face_not_found'] == before + 1

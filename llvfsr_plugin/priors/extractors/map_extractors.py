@@ -102,6 +102,15 @@ def rasterize_regions(lm, size):
     return labels
 
 
+def face_oval_mask(lm, h, w):
+    """Landmarks -> bool [h, w]: inside the convex hull of FaceMesh's face oval (forehead to chin, cheek to
+    cheek), i.e. the face without hair, ears, neck and background."""
+    mask = np.zeros((h, w), np.uint8)
+    pts = np.round(lm[_region_indices()[0][1], :2] * (w * 16, h * 16) - 8).astype(np.int32)
+    cv2.fillPoly(mask, [cv2.convexHull(pts)], 1, lineType=cv2.LINE_8, shift=4)
+    return mask.astype(bool)
+
+
 def interpolate_depth(lm, size):
     """Landmark z -> dense relative depth [size, size] in [0, 1], 1 = nearest, 0 = background/farthest."""
     from scipy.interpolate import griddata
