@@ -8,14 +8,16 @@ from the HR face (is the LR prior's quality the limit?).
 
   python benchmarks/quality_experiment.py --iters 1500 --rows model1 llvfsr_lr llvfsr_oracle
   python benchmarks/quality_experiment.py --quick   # 200 iterations, 200 train faces: a smoke run
+  python benchmarks/quality_experiment.py --seeds 0 1 2 --rows model1 llvfsr_lr   # per-seed paired reports
 
 Rerunning with the same --out reuses the prepared data and every row already trained for --iters (so a
 report over a subset of rows, or one more row, costs only what is new).
 
 Data: ../shared/data/celebahq256 train -> val (the CelebA identity split), HR --hr-size (128: x8 = 16 px
 LR; 256: the paper's 32 px), priors from the LR faces with the offline extractors. Results: the report of
-llvfsr-report (PSNR, SSIM, NIQE, identity distance; LPIPS where its weights exist) plus each row's train
-minutes, in <out>/report/.
+llvfsr-report (PSNR, SSIM, NIQE, identity distance, face-region PSNR; LPIPS where its weights exist; every
+face's scores; each row minus Model 1 per face with a 95 % bootstrap interval) per seed in <out>/report
+(seed 0) or <out>/report_s<seed>/, and each row's train minutes in <out>/timing.json.
 """
 import argparse
 import csv
@@ -100,6 +102,8 @@ def main(argv=None):
     ap.add_argument('--hr-size', type=int, default=128)
     ap.add_argument('--iters', type=int, default=1500)
     ap.add_argument('--rows', nargs='+', default=['model1', 'llvfsr_lr', 'llvfsr_oracle'], choices=list(ROWS))
+    ap.add_argument('--seeds', type=int, nargs='+', default=[0],
+                    help='training seeds; each seed gets its own report, paired against Model 1 of that seed')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--quick', action='store_true')
     args = ap.parse_args(argv)
@@ -111,6 +115,15 @@ def main(argv=None):
     t = time.time()
     root = prep(os.path.abspath(args.data_root), args.out, args.train, args.val, args.hr_size, scale)
     timing = {'prep_minutes': (time.time() - t) / 60}
+    for seed in args.seeds:
+        run_seed(args, root, scale, seed, timing)
+    json.dump(timing, open(f'{args.out}/timing.json', 'w'), indent=1)
+    print(json.dumps(timing, indent=1))
+
+
+def run_seed(args, root, scale, seed, timing):
+    """Train and test every row with one seed; report them (paired against Model 1 when it is a row) in
+    <out>/report (seed 0) or <out>/report_s<seed>."""
     methods = []
     for row in args.rows:
         label, net_g, priors, model_type, *extra = ROWS[row]
@@ -119,30 +132,32 @@ def main(argv=None):
         prior_root = prep_hr_priors(root, args.out, scale) if extra.get('hr_maps') else root
         dsets = {split: dataset(root, split, priors, scale, model_type, args.hr_size, batch, prior_root)
                  for split in ('train', 'val')}
-        name = f'q_{row}'
-        train = O.train_opt(name, {'train': dsets['train']}, net_g, iters, model_type, scale)
+        name = f'q_{row}' + (f'_s{seed}' if seed else '')  # seed 0 keeps the names of earlier results
+        train = O.train_opt(name, {'train': dsets['train']}, net_g, iters, model_type, scale, seed=seed)
         test = O.test_opt(train, {'test_1': dsets['val']}, metrics={'psnr': O.PSNR})
         for kind, o in (('train', train), ('test', test)):
             O.dump_yaml(os.path.join(args.out, f'{name}_{kind}.yml'), o)
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
         row_json = os.path.join(args.out, f'{name}_timing.json')
+        key = f'{row}_s{seed}'
         if os.path.isfile(row_json) and json.load(open(row_json))['iters'] == iters:  # finished earlier
-            timing[row] = json.load(open(row_json))
+            timing[key] = json.load(open(row_json))
         else:
             t = time.time()
             subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'train', '-opt', f'{name}_train.yml'],
                            cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
-            timing[row] = {'label': label, 'train_minutes': (time.time() - t) / 60, 'iters': iters, 'batch': batch}
+            timing[key] = {'label': label, 'train_minutes': (time.time() - t) / 60, 'iters': iters, 'batch': batch,
+                           'seed': seed}
             subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'test', '-opt', f'{name}_test.yml'],
                            cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
-            json.dump(timing[row], open(row_json, 'w'))
+            json.dump(timing[key], open(row_json, 'w'))
         methods += ['--method', f"{label}={args.out}/results/{name}/visualization/q_val"]
-        print(f'[quality] {label}: {timing[row]["train_minutes"]:.1f} min for {iters} iterations', flush=True)
+        print(f'[quality] seed {seed} {label}: {timing[key]["train_minutes"]:.1f} min for {iters} iterations',
+              flush=True)
+    reference = ['--reference', ROWS['model1'][0]] if 'model1' in args.rows else []
     subprocess.run([sys.executable, '-m', 'llvfsr_plugin.report', '--hr', hr_path(root, 'val'), '--lr',
-                    lr_path(root, 'val', scale), '--scale', str(scale), *methods, '--out',
-                    f'{args.out}/report'], check=True)
-    json.dump(timing, open(f'{args.out}/report/timing.json', 'w'), indent=1)
-    print(json.dumps(timing, indent=1))
+                    lr_path(root, 'val', scale), '--scale', str(scale), *methods, *reference, '--out',
+                    f'{args.out}/report' + (f'_s{seed}' if seed else '')], check=True)
 
 
 if __name__ == '__main__':

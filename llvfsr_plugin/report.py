@@ -119,8 +119,8 @@ def write_report(out, rows, per, keys, notes, metrics, scale, hr_path, lr_path, 
         vals = {n: rows[n][m] for n in names if m in rows[n] and np.isfinite(rows[n][m])}
         if vals:
             best[m] = (max if METRICS[m][2] else min)(vals, key=vals.get)
-    head = ['method'] + [f'{m.upper() if m != "id_dist" else "ID dist"} {"↑" if METRICS[m][2] else "↓"}'
-                         for m in metrics]
+    label = {'id_dist': 'ID dist', 'face_psnr': 'Face PSNR'}
+    head = ['method'] + [f'{label.get(m, m.upper())} {"↑" if METRICS[m][2] else "↓"}' for m in metrics]
     lines = [f'# x{scale} evaluation ({len(keys)} faces)', '',
              f'HR: `{hr_path}`, LR: `{lr_path}`. PSNR/SSIM on Y, no border crop; best in bold.', '',
              '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
