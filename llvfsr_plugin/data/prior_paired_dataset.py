@@ -9,6 +9,8 @@ Options (YAML `datasets: train:`; `llvfsr_plugin.options.dataset_opt` builds the
     prior_extractors: {mask: facemesh, ...}       # optional: refuse stores made by another extractor
     use_hflip / use_rot: augment LR, HR and every map prior identically (text is unchanged); a mirrored
         label map gets its left_* / right_* labels swapped
+    prior_dropout: 0.1 or {caption: 0.3, ...}   # train only: each prior of a sample is blanked with this
+        probability (`contract.blank_like`), so one network also answers "without X" and runs without text
     scale: filled in by BasicSR from the top-level `scale`
 Returns `lq`, `gt` (float [3, H, W], RGB, [0, 1]), `lq_path`, `gt_path`, `key` and each prior's batch
 tensors (`contract.PriorSpec.batch_keys`). `collate_fn` pads text tokens to the longest in the batch.
@@ -23,7 +25,15 @@ from basicsr.data.data_util import paired_paths_from_folder, paired_paths_from_l
 from basicsr.utils import imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from llvfsr_plugin.errors import OptionError
-from llvfsr_plugin.priors.contract import PRIORS, canonical, check_prior_names, collate, mirror_permutation, to_tensors
+from llvfsr_plugin.priors.contract import (
+    PRIORS,
+    blank_like,
+    canonical,
+    check_prior_names,
+    collate,
+    mirror_permutation,
+    to_tensors,
+)
 from llvfsr_plugin.priors.store import PriorStore, Store, provenance_problem
 
 
@@ -81,6 +91,12 @@ class PriorPairedDataset(data.Dataset):
                 raise OptionError(f'{self.where}: prior {p!r} is listed in `priors` but has no path in '
                                   f'`prior_roots`')
             self.stores[p] = PriorStore(roots[p])
+        drop = opt.get('prior_dropout') or 0
+        self.dropout = {p: float(drop.get(p, 0) if isinstance(drop, dict) else drop) for p in self.priors}
+        bad = {p: v for p, v in self.dropout.items() if not 0 <= v <= 1}
+        if bad or (isinstance(drop, dict) and set(drop) - set(self.priors)):
+            raise OptionError(f'{self.where}: prior_dropout must be a probability in [0, 1] (or a mapping of the '
+                              f'dataset\'s priors to one), got {drop!r}')
         self._check_consistency()
         # label maps whose labels have a side: mirroring the face swaps left_* and right_*
         self.mirror = {p: mirror_permutation(s.meta) for p, s in self.stores.items()
@@ -177,7 +193,9 @@ class PriorPairedDataset(data.Dataset):
         out = {'lq': img_lq, 'gt': img_gt, 'lq_path': self.paths[index]['lq_path'],
                'gt_path': self.paths[index]['gt_path'], 'key': key}
         for p in self.priors:
-            out.update(to_tensors(p, arrays[p]))
+            t = to_tensors(p, arrays[p])
+            train = self.opt.get('phase') == 'train'
+            out.update(blank_like(p, t) if train and self.dropout[p] and np.random.random() < self.dropout[p] else t)
         return out
 
     def __len__(self):

@@ -192,6 +192,17 @@ def collate(batch):
     return torch.utils.data.default_collate(batch)
 
 
+def blank_like(name, tensors):
+    """A sample's tensors of prior `name` with the prior's information removed, shaped as `tensors`: text one
+    real all-zero token, maps all zeros (mask: background). What prior dropout trains on and what inference
+    feeds for an absent prior, so the network has seen it."""
+    s = PRIORS[name]
+    if s.kind == 'text':
+        t = tensors[f'{name}_tokens']
+        return {f'{name}_tokens': t.new_zeros(1, t.shape[-1]), f'{name}_token_mask': torch.ones(1, dtype=torch.bool)}
+    return {name: torch.zeros_like(tensors[name])}
+
+
 def batch_keys(names):
     return [k for n in names for k in PRIORS[n].batch_keys]
 

@@ -130,3 +130,20 @@ def test_mirrored_mask_swaps_left_and_right_labels(tiny_root, monkeypatch, hflip
         left = MASK_LABELS.index('left_eye')
         checked += int((m == left).any())
     assert checked >= 3  # the faces really have labelled eyes: the swap was exercised
+
+
+def test_prior_dropout_blanks_priors_in_training_only(tiny_root):
+    always = dict(dataset_opt(tiny_root, 'train'), phase='train', scale=8, use_hflip=False,
+                  prior_dropout={'caption': 1.0, 'mask': 1.0})
+    item = PriorPairedDataset(always)[0]
+    assert item['caption_tokens'].shape == (1, 384) and not item['caption_tokens'].any()
+    assert item['caption_token_mask'].tolist() == [True] and not item['mask'].any()
+    assert item['description_tokens'].shape[0] > 1 and item['depth'].any()  # the others untouched
+    never = PriorPairedDataset(dict(always, prior_dropout=0))[0]
+    val = PriorPairedDataset(dict(always, phase='val'))[0]
+    for k in ('caption_tokens', 'mask'):
+        assert torch.equal(never[k], val[k]) and val[k].any()  # no dropout at validation
+    batch = PriorPairedDataset.collate_fn([item, never])  # a blank text pads like any short text
+    assert batch['caption_token_mask'].sum(1).tolist() == [1, never['caption_tokens'].shape[0]]
+    with pytest.raises(OptionError, match='prior_dropout must be a probability'):
+        PriorPairedDataset(dict(always, prior_dropout=1.5))
