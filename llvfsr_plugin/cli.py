@@ -112,10 +112,10 @@ def command(prog, func, argv=None):
         print(f'\n{prog}: interrupted; finished work is kept: rerun the same command to continue', file=sys.stderr)
         return 130
     except (UserError, OSError) as e:
-        if debug or (isinstance(e, OSError) and not isinstance(e, UserError) and e.filename is None):
+        user = isinstance(e, UserError)
+        if debug or not (user or e.filename):  # an OSError that names no file is a bug, not the user's to fix
             raise
-        msg = f'{e.strerror}: {e.filename}' if isinstance(e, OSError) and not isinstance(e, UserError) else str(e)
-        print(f'{prog}: error: {msg}', file=sys.stderr)
+        print(f"{prog}: error: {e if user else f'{e.strerror}: {e.filename}'}", file=sys.stderr)
         return 1
 
 

@@ -120,41 +120,43 @@ def _suggest(name, choices):
     return f" Did you mean '{m[0]}'?" if m else ''
 
 
-# numeric options this plugin's YAMLs use: where -> (smallest allowed, whole number?); lr must be > 0
+# numeric options this plugin's YAMLs use: where -> (bound, whole number?); bound '>= n' or '> n'
 NUMERIC = {
-    ('scale',): (1, True), ('manual_seed',): (0, True),
-    ('network_g', 'scale'): (1, True), ('network_g', 'num_feat'): (1, True), ('network_g', 'num_blocks'): (1, True),
-    ('network_g', 'num_heads'): (1, True), ('network_g', 'text_dim'): (1, True),
-    ('network_g', 'num_classes'): (1, True), ('train', 'total_iter'): (1, True),
-    ('train', 'optim_g', 'lr'): (0, False), ('train', 'ema_decay'): (0, False), ('val', 'val_freq'): (1, False),
-    ('logger', 'print_freq'): (1, False), ('logger', 'save_checkpoint_freq'): (1, False),
+    ('scale',): ('>= 1', True), ('manual_seed',): ('>= 0', True),
+    ('network_g', 'scale'): ('>= 1', True), ('network_g', 'num_feat'): ('>= 1', True),
+    ('network_g', 'num_blocks'): ('>= 1', True), ('network_g', 'num_heads'): ('>= 1', True),
+    ('network_g', 'text_dim'): ('>= 1', True), ('network_g', 'num_classes'): ('>= 1', True),
+    ('train', 'total_iter'): ('>= 1', True), ('train', 'optim_g', 'lr'): ('> 0', False),
+    ('train', 'ema_decay'): ('>= 0', False), ('val', 'val_freq'): ('>= 1', False),
+    ('logger', 'print_freq'): ('>= 1', False), ('logger', 'save_checkpoint_freq'): ('>= 1', False),
 }
-DATASET_NUMERIC = {'batch_size_per_gpu': (1, True), 'num_worker_per_gpu': (0, True), 'dataset_enlarge_ratio': (1, True)}
+DATASET_NUMERIC = {'batch_size_per_gpu': ('>= 1', True), 'num_worker_per_gpu': ('>= 0', True),
+                   'dataset_enlarge_ratio': ('>= 1', True)}
 
 
-def _check_number(path, where, v, low, whole):
+def _check_number(path, where, v, bound, whole):
     if not isinstance(v, (int, float)) or isinstance(v, bool) or (whole and not float(v).is_integer()):
         raise OptionError(f"{path}: {where} must be a {'whole ' if whole else ''}number, got {v!r}")
-    positive = where.endswith('.lr')
-    if v < low or (positive and v <= 0):
-        raise OptionError(f"{path}: {where} must be {'> 0' if positive else f'>= {low}'}, got {v}")
+    op, limit = bound.split()
+    if not (v >= float(limit) if op == '>=' else v > float(limit)):
+        raise OptionError(f'{path}: {where} must be {bound}, got {v}')
 
 
 def check_numbers(opt, path):
     """Every numeric option of NUMERIC / DATASET_NUMERIC that is set: a number, in range; one line if not."""
     ours = (opt.get('network_g') or {}).get('type') == 'LLVFSRArch'
-    for keys, (low, whole) in NUMERIC.items():
+    for keys, (bound, whole) in NUMERIC.items():
         if keys[0] == 'network_g' and keys[1] != 'scale' and not ours:  # other archs: their own options
             continue
         v = opt
         for k in keys:
             v = v.get(k) if isinstance(v, dict) else None
         if v is not None:
-            _check_number(path, '.'.join(keys), v, low, whole)
+            _check_number(path, '.'.join(keys), v, bound, whole)
     for name, ds in (opt.get('datasets') or {}).items():
-        for key, (low, whole) in DATASET_NUMERIC.items():
+        for key, (bound, whole) in DATASET_NUMERIC.items():
             if isinstance(ds, dict) and ds.get(key) is not None:
-                _check_number(path, f'datasets.{name}.{key}', ds[key], low, whole)
+                _check_number(path, f'datasets.{name}.{key}', ds[key], bound, whole)
 
 
 def check_options(path, check_paths=True):

@@ -98,16 +98,15 @@ class PriorPairedDataset(data.Dataset):
             raise OptionError(f'{self.where}: prior_dropout must be a probability in [0, 1] (or a mapping of the '
                               f'dataset\'s priors to one), got {drop!r}')
         self._check_consistency()
+        self.maps = [p for p in self.priors if PRIORS[p].kind == 'map']  # augmented with the images
         # label maps whose labels have a side: mirroring the face swaps left_* and right_*
-        self.mirror = {p: mirror_permutation(s.meta) for p, s in self.stores.items()
-                       if PRIORS[p].kind == 'map' and PRIORS[p].values == 'labels'}
+        self.mirror = {p: mirror_permutation(self.stores[p].meta) for p in self.maps if PRIORS[p].values == 'labels'}
 
     # ------------------------------------------------------------------------------------ start-up checks
     def _check_consistency(self):
         keyset = set(self.keys)
-        lq = self.img_stores['lq'] if self.lmdb else None
-        pairs = ([(lq, self.img_stores['gt'], 'hr_sha256')] if lq else []) + \
-            [(s, lq, 'lr_sha256') for s in self.stores.values() if lq]
+        lq, gt = (self.img_stores['lq'], self.img_stores['gt']) if self.lmdb else (None, None)
+        pairs = [(lq, gt, 'hr_sha256')] + [(s, lq, 'lr_sha256') for s in self.stores.values()] if self.lmdb else []
         for derived, source, field in pairs:
             problem = provenance_problem(derived, source, field)
             if problem:
@@ -178,15 +177,15 @@ class PriorPairedDataset(data.Dataset):
         key = self.keys[index]
         img_lq, img_gt = self._load_pair(index)
         arrays = {p: self.stores[p].get(key)[0] for p in self.priors}
-        if self.opt.get('phase') == 'train':
+        train = self.opt.get('phase') == 'train'
+        if train:
             hflip = self.opt.get('use_hflip', False) and np.random.random() < 0.5
             rot = self.opt.get('use_rot', False)
             vflip, rot90 = rot and np.random.random() < 0.5, rot and np.random.random() < 0.5
-            maps = [p for p in self.priors if PRIORS[p].kind == 'map']
-            img_gt, img_lq, *flipped = augment_arrays([img_gt, img_lq] + [arrays[p][p] for p in maps],
+            img_gt, img_lq, *flipped = augment_arrays([img_gt, img_lq] + [arrays[p][p] for p in self.maps],
                                                       hflip, vflip, rot90)
             mirrored = (hflip + vflip + rot90) % 2 == 1  # an odd number of reflections swaps left and right
-            for p, a in zip(maps, flipped):
+            for p, a in zip(self.maps, flipped):
                 perm = self.mirror.get(p)
                 arrays[p] = {p: perm[a] if mirrored and perm is not None else a}
         img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
@@ -194,7 +193,6 @@ class PriorPairedDataset(data.Dataset):
                'gt_path': self.paths[index]['gt_path'], 'key': key}
         for p in self.priors:
             t = to_tensors(p, arrays[p])
-            train = self.opt.get('phase') == 'train'
             out.update(blank_like(p, t) if train and self.dropout[p] and np.random.random() < self.dropout[p] else t)
         return out
 
