@@ -34,6 +34,20 @@ def prior_path(root, split, scale, prior):
     return os.path.join(prior_dir(root, split, scale), f'{prior}.lmdb')
 
 
+def parse(path):
+    """The inverse of the paths above for a store: (root, scale or None, prior or None); None if `path` is
+    not a store of this layout."""
+    path = os.path.normpath(path[:-len('.partial')] if path.endswith('.partial') else path)
+    name, parent = os.path.basename(path), os.path.basename(os.path.dirname(path))
+    m = re.fullmatch(r'priors_x(\d+)', parent)
+    if m and name.endswith('.lmdb'):
+        return os.path.dirname(os.path.dirname(os.path.dirname(path))), int(m.group(1)), name[:-5]
+    m = re.fullmatch(r'hr\.lmdb|lr_x(\d+)\.lmdb', name)
+    if m:
+        return os.path.dirname(os.path.dirname(path)), int(m.group(1)) if m.group(1) else None, None
+    return None
+
+
 def lr_scales(root, split):
     """The scales whose LR store exists under `<root>/<split>`."""
     found = [re.fullmatch(r'lr_x(\d+)\.lmdb', d) for d in os.listdir(os.path.join(root, split))]

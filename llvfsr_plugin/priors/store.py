@@ -16,6 +16,7 @@ import struct
 import lmdb
 
 from llvfsr_plugin.errors import RecordError, StoreCorrupt, StoreNotFound, WriteFailed
+from llvfsr_plugin.prep.layout import parse
 from llvfsr_plugin.priors.contract import check_arrays, rename_legacy
 from llvfsr_plugin.priors.record import LMDB_META_KEY, decode_record, encode_record
 
@@ -42,14 +43,14 @@ LMDB_MAGIC = 0xBEEFC0DE
 
 
 def rebuild_hint(path):
-    """The command that rebuilds the store at `path` (prep layout: llvfsr_plugin.prep.layout)."""
-    path = os.path.normpath(path[:-len('.partial')] if path.endswith('.partial') else path)
-    name, parent = os.path.basename(path), os.path.basename(os.path.dirname(path))
-    root = os.path.dirname(os.path.dirname(os.path.dirname(path)) if parent.startswith('priors_x') else
-                           os.path.dirname(path))
-    if parent.startswith('priors_x'):
-        return (f'rebuild it: python datasets_prep/extract_priors.py --root {root} --scales {parent[8:]} '
-                f'--priors {name.rsplit(".", 1)[0]} --overwrite')
+    """The command that rebuilds the store at `path` (by its place in llvfsr_plugin.prep.layout)."""
+    where = parse(path)
+    if where is None:
+        return 'rebuild it with the command that wrote it'
+    root, scale, prior = where
+    if prior:
+        return f'rebuild it: python datasets_prep/extract_priors.py --root {root} --scales {scale} --priors {prior} ' \
+               f'--overwrite'
     return f'rebuild it: python datasets_prep/make_dataset.py ... --out {root} --overwrite'
 
 

@@ -14,7 +14,7 @@ import time
 import pytest
 from PIL import Image
 
-from llvfsr_plugin.prep.layout import prior_path
+from llvfsr_plugin.prep.layout import prior_dir, prior_path
 from llvfsr_plugin.prep.pipeline import validate
 from llvfsr_plugin.priors.store import PriorStore, Store
 
@@ -145,8 +145,8 @@ def test_disk_full_stops_cleanly_and_resumes(tiny_root, tmp_path):
                '--text-dir', f'{DEMO}/text', '--priors', 'description', 'mask']
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         assert r.returncode != 0 and 'disk full?' in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
-        pdir = mnt / 'd' / 'val' / 'priors_x8'
-        assert not (pdir / 'description.lmdb').exists()  # nothing that reads as valid
+        pdir = prior_dir(str(mnt / 'd'), 'val', 8)
+        assert not os.path.exists(os.path.join(pdir, 'description.lmdb'))  # nothing that reads as valid
         subprocess.run(['mount', '-o', 'remount,size=64m', str(mnt)], check=True)
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-2000:]
@@ -173,6 +173,6 @@ def test_distributed_extraction_matches_single_process(tiny_root, tmp_path):
         assert a.keys() == b.keys()
         for k in a.keys():
             assert a.get_bytes(k) == b.get_bytes(k), (prior, k)
-    assert not [d for d in os.listdir(os.path.join(root, 'train', 'priors_x8')) if 'shard' in d or 'partial' in d]
+    assert not [d for d in os.listdir(prior_dir(root, 'train', 8)) if 'shard' in d or 'partial' in d]
     assert single.meta['extractor'] == 'facemesh'
 
