@@ -30,26 +30,33 @@ import time
 from llvfsr_plugin import options as O
 from llvfsr_plugin.prep.layout import hr_path, lr_path
 from llvfsr_plugin.prep.pipeline import extract_priors, make_image_lmdbs
-from llvfsr_plugin.priors.cli_args import default_extractors
+from llvfsr_plugin.priors.cli_args import PRIOR_SIZE, default_extractors
 from llvfsr_plugin.priors.contract import PAPER_PRIORS as ALL
+from llvfsr_plugin.utils.stats import paired_bootstrap
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def net(priors, fusion='lvpfb', scale=8, **kw):
-    """The experiment's network size: C=32, L=4."""
-    return O.network_opt(priors, scale, **dict({'num_feat': 32, 'num_blocks': 4, 'transformer_depth': 2, 'num_heads': 2,
-                                                 'fusion': fusion, 'upsample': 'pixelshuffle', 'text_dim': 384,
-                                                 'num_classes': 10}, **kw))
+def net(priors, fusion='lvpfb', **kw):
+    """The experiment's network size: C=32, L=4 (body 'lr'); the scale is filled in per run."""
+    return O.network_opt(priors, None, **dict({'num_feat': 32, 'num_blocks': 4, 'transformer_depth': 2, 'num_heads': 2,
+                                                'fusion': fusion, 'upsample': 'pixelshuffle', 'text_dim': 384,
+                                                'num_classes': 10}, **kw))
 
 
+# body 'hourglass' at the experiment's size: L = 7 (x8: 256, 128, 64, neck 32), C = 64 on the neck (8 at 256)
+HOURGLASS = {'body': 'hourglass', 'num_blocks': 7, 'num_feat': 64, 'num_heads': 4, 'spatial': 'sft'}
 MD = ['mask', 'depth']
-ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: iters, batch, hr_maps])
+ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: iters, batch, hr_maps, reference])
     'model1': ('Model 1 (no priors)', net([]), [], 'LLVFSRModel'),
     'llvfsr_lr': ('LLV-FSR, LR priors (mask+depth)', net(MD), MD, 'LLVFSRModel'),
+    'llvfsr_tail': ('LLV-FSR, LR priors, SFT prior tail', net(MD, prior_tail=True, spatial='sft'), MD, 'LLVFSRModel'),
+    'hg_model1': ('Model 1, hourglass', net([], **HOURGLASS), [], 'LLVFSRModel'),
+    'llvfsr_hg': ('LLV-FSR, LR priors, hourglass', net(MD, **HOURGLASS), MD, 'LLVFSRModel',
+                  {'reference': 'hg_model1'}),
     'llvfsr_oracle': ('LLV-FSR + oracle text', net(ALL), ALL, 'LLVFSRModel'),
     'model2': ('Model 2 (concat) + oracle text', net(ALL, 'concat'), ALL, 'LLVFSRModel'),
-    'edsr': ('EDSR (16x64)', O.baseline_network_opt('EDSR', 8), [], 'SRModel'),
+    'edsr': ('EDSR (16x64)', O.baseline_network_opt('EDSR', 8), [], 'SRModel'),  # x8 only
     'llvfsr_swin': ('LLV-FSR, LR priors, Swin block', net(MD, transformer='swin', window_size=8), MD, 'LLVFSRModel'),
     'llvfsr_pre': ('LLV-FSR, LR priors, upsample pre (batch 2, same minutes)', net(MD, upsample='pre'), MD,
                    'LLVFSRModel', {'iters': 115, 'batch': 2}),
@@ -58,18 +65,18 @@ ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: ite
 }
 
 
-def prep(data_root, out, n_train, n_val, hr_size, scale):
+def prep(data_root, out, n_train, n_val, hr_size, scale, prior_size):
     root = os.path.join(out, 'data')
     rows = list(csv.DictReader(open(os.path.join(data_root, 'index.csv'))))
     files = {s: [(r['celebahq_idx'], os.path.join(data_root, r['image'])) for r in rows if r['split'] == s][:n]
              for s, n in (('train', n_train), ('val', n_val))}
     make_image_lmdbs(files, root, [scale], hr_size)
     text = os.path.join(data_root, 'text')
-    extract_priors(root, ['train', 'val'], [scale], default_extractors(text), text_dir=text)
+    extract_priors(root, ['train', 'val'], [scale], default_extractors(text, prior_size=prior_size), text_dir=text)
     return root
 
 
-def prep_hr_priors(root, out, scale):
+def prep_hr_priors(root, out, scale, prior_size):
     """Oracle maps for the diagnosis row: the offline mask/depth extractors run on the HR face (the network
     resizes them to its feature grid). A root whose lr_x<s>.lmdb is a link to the HR store."""
     hroot = os.path.join(out, 'data_hrprior')
@@ -77,20 +84,26 @@ def prep_hr_priors(root, out, scale):
         os.makedirs(os.path.join(hroot, split), exist_ok=True)
         if not os.path.exists(lr_path(hroot, split, scale)):
             os.symlink(os.path.abspath(hr_path(root, split)), lr_path(hroot, split, scale))
-    extract_priors(hroot, ['train', 'val'], [scale], default_extractors(None, MD))
+    extract_priors(hroot, ['train', 'val'], [scale], default_extractors(None, MD, prior_size))
     return hroot
 
 
-def dataset(root, split, priors, scale, model_type, hr_size, batch=8, prior_root=None):
-    """A row's dataset option; `prior_root`: the root whose prior stores to read (the HR-maps row)."""
+def dataset(root, split, priors, scale, model_type, hr_size, batch=8, prior_root=None, gt_size=None):
+    """A row's dataset option; `prior_root`: the root whose prior stores to read (the HR-maps row); `gt_size`:
+    train on random HR crops of that side (maps cropped with them)."""
     baseline = model_type == 'SRModel'
     d = O.dataset_opt(root, split, scale, priors, phase=split, name=f'q_{split}', baseline=baseline, batch_size=batch,
                       workers=1)
     if not baseline and prior_root:
         d['prior_roots'] = O.dataset_opt(prior_root, split, scale, priors)['prior_roots']
-    if split == 'train' and baseline:
-        d['gt_size'] = hr_size  # whole faces, as the LLV-FSR rows see them (PairedImageDataset crops)
+    if split == 'train' and (baseline or gt_size):
+        d['gt_size'] = gt_size or hr_size  # PairedImageDataset always crops: whole faces unless --gt-size
     return d
+
+
+def row_extra(row):
+    label, net_g, priors, model_type, *extra = ROWS[row]
+    return extra[0] if extra else {}
 
 
 def main(argv=None):
@@ -99,8 +112,13 @@ def main(argv=None):
     ap.add_argument('--out', default=os.path.join(HERE, 'benchmarks', 'results', 'quality_x8'))
     ap.add_argument('--train', type=int, default=1000)
     ap.add_argument('--val', type=int, default=100)
-    ap.add_argument('--hr-size', type=int, default=128)
+    ap.add_argument('--hr-size', type=int, default=256)
+    ap.add_argument('--scale', type=int, default=8, choices=[8, 16])
+    ap.add_argument('--prior-size', type=int, default=PRIOR_SIZE, help='side of the stored mask / depth maps')
     ap.add_argument('--iters', type=int, default=1500)
+    ap.add_argument('--batch', type=int, default=8)
+    ap.add_argument('--gt-size', type=int, default=None, help='train on random HR crops of this side (default: whole '
+                    'faces); validation always on whole faces')
     ap.add_argument('--rows', nargs='+', default=['model1', 'llvfsr_lr', 'llvfsr_oracle'], choices=list(ROWS))
     ap.add_argument('--seeds', type=int, nargs='+', default=[0],
                     help='training seeds; each seed gets its own report, paired against Model 1 of that seed')
@@ -110,15 +128,17 @@ def main(argv=None):
     if args.quick:
         args.train, args.val, args.iters = 200, 20, 200
     os.environ.setdefault('GLOG_minloglevel', '2')
-    scale = 8
     os.makedirs(args.out, exist_ok=True)
     t = time.time()
-    root = prep(os.path.abspath(args.data_root), args.out, args.train, args.val, args.hr_size, scale)
-    timing = {'prep_minutes': (time.time() - t) / 60}
+    root = prep(os.path.abspath(args.data_root), args.out, args.train, args.val, args.hr_size, args.scale,
+                args.prior_size)
+    timing_path = f'{args.out}/timing.json'
+    timing = json.load(open(timing_path)) if os.path.isfile(timing_path) else {}
+    timing.setdefault('prep_minutes', (time.time() - t) / 60)
     for seed in args.seeds:
-        run_seed(args, root, scale, seed, timing)
-    json.dump(timing, open(f'{args.out}/timing.json', 'w'), indent=1)
-    print(json.dumps(timing, indent=1))
+        run_seed(args, root, args.scale, seed, timing)
+        json.dump(timing, open(timing_path, 'w'), indent=1)
+    summarize(args.out, sorted({int(k.rsplit('_s', 1)[1]) for k in timing if '_s' in k}))
 
 
 def run_seed(args, root, scale, seed, timing):
@@ -126,14 +146,18 @@ def run_seed(args, root, scale, seed, timing):
     <out>/report (seed 0) or <out>/report_s<seed>."""
     methods = []
     for row in args.rows:
-        label, net_g, priors, model_type, *extra = ROWS[row]
-        extra = extra[0] if extra else {}
-        iters, batch = extra.get('iters', args.iters), extra.get('batch', 8)
-        prior_root = prep_hr_priors(root, args.out, scale) if extra.get('hr_maps') else root
-        dsets = {split: dataset(root, split, priors, scale, model_type, args.hr_size, batch, prior_root)
+        label, net_g, priors, model_type, *_ = ROWS[row]
+        extra = row_extra(row)
+        iters, batch = extra.get('iters', args.iters), extra.get('batch', args.batch)
+        net_g = dict(net_g, **({'scale': scale} if net_g.get('type') == 'LLVFSRArch' else {}))
+        if net_g.get('type') == 'LLVFSRArch' and priors:
+            net_g['prior_size'] = args.prior_size
+        prior_root = prep_hr_priors(root, args.out, scale, args.prior_size) if extra.get('hr_maps') else root
+        dsets = {split: dataset(root, split, priors, scale, model_type, args.hr_size, batch, prior_root, args.gt_size)
                  for split in ('train', 'val')}
         name = f'q_{row}' + (f'_s{seed}' if seed else '')  # seed 0 keeps the names of earlier results
-        train = O.train_opt(name, {'train': dsets['train']}, net_g, iters, model_type, scale, seed=seed)
+        train = O.train_opt(name, {'train': dsets['train']}, net_g, iters, model_type, scale, seed=seed,
+                            checkpoint_freq=100)  # a stopped run resumes (--auto_resume below)
         test = O.test_opt(train, {'test_1': dsets['val']}, metrics={'psnr': O.PSNR})
         for kind, o in (('train', train), ('test', test)):
             O.dump_yaml(os.path.join(args.out, f'{name}_{kind}.yml'), o)
@@ -144,10 +168,11 @@ def run_seed(args, root, scale, seed, timing):
             timing[key] = json.load(open(row_json))
         else:
             t = time.time()
-            subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'train', '-opt', f'{name}_train.yml'],
+            resume = ['--auto_resume'] if os.path.isdir(os.path.join(args.out, 'experiments', name)) else []
+            subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'train', '-opt', f'{name}_train.yml', *resume],
                            cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
-            timing[key] = {'label': label, 'train_minutes': (time.time() - t) / 60, 'iters': iters, 'batch': batch,
-                           'seed': seed}
+            timing[key] = {'label': label, 'row': row, 'train_minutes': (time.time() - t) / 60, 'iters': iters,
+                           'batch': batch, 'seed': seed, 'threads': args.threads}
             subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'test', '-opt', f'{name}_test.yml'],
                            cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
             json.dump(timing[key], open(row_json, 'w'))
@@ -157,7 +182,59 @@ def run_seed(args, root, scale, seed, timing):
     reference = ['--reference', ROWS['model1'][0]] if 'model1' in args.rows else []
     subprocess.run([sys.executable, '-m', 'llvfsr_plugin.report', '--hr', hr_path(root, 'val'), '--lr',
                     lr_path(root, 'val', scale), '--scale', str(scale), *methods, *reference, '--out',
-                    f'{args.out}/report' + (f'_s{seed}' if seed else '')], check=True)
+                    report_dir(args.out, seed)], check=True)
+
+
+def report_dir(out, seed):
+    return f'{out}/report' + (f'_s{seed}' if seed else '')
+
+
+def per_face(out, seed):
+    """{method label: {metric: [per-face scores]}} of a seed's report (faces in the report's order)."""
+    scores = {}
+    with open(os.path.join(report_dir(out, seed), 'per_image.csv')) as f:
+        for r in csv.DictReader(f):
+            d = scores.setdefault(r.pop('method'), {})
+            r.pop('key')
+            for m, v in r.items():
+                if v != '':
+                    d.setdefault(m, []).append(float(v))
+    return scores
+
+
+SUMMARY_METRICS = ('psnr', 'face_psnr', 'ssim', 'id_dist')
+
+
+def summarize(out, seeds):
+    """summary.json / summary.md: per seed, every prior row minus Model 1 of its geometry (its `reference`,
+    default 'model1') and every row minus today's default (llvfsr_lr), per face with 95 % bootstrap intervals;
+    only pairs whose rows both have a report in that seed."""
+    result, lines = {}, ['| seed | row | minus | ' + ' | '.join(f'{m} (95 % CI)' for m in SUMMARY_METRICS) + ' |',
+                         '|' + '---|' * (3 + len(SUMMARY_METRICS))]
+    for seed in seeds:
+        if not os.path.isfile(os.path.join(report_dir(out, seed), 'per_image.csv')):
+            continue
+        scores = per_face(out, seed)
+        for row in ROWS:
+            a = scores.get(ROWS[row][0])
+            if a is None:
+                continue
+            refs = {row_extra(row).get('reference', 'model1')} if ROWS[row][2] else set()
+            refs |= {'llvfsr_lr'} if ROWS[row][2] and row != 'llvfsr_lr' else set()
+            for ref in sorted(refs):
+                b = scores.get(ROWS[ref][0])
+                if b is None:
+                    continue
+                d = {m: paired_bootstrap(a[m], b[m]) for m in SUMMARY_METRICS if m in a and m in b}
+                result.setdefault(str(seed), {}).setdefault(row, {})[ref] = d
+                lines.append(f'| {seed} | {row} | {ref} | ' + ' | '.join(
+                    f"{d[m]['mean']:+.3f} [{d[m]['lo']:+.3f}, {d[m]['hi']:+.3f}]" if m in d else 'n/a'
+                    for m in SUMMARY_METRICS) + ' |')
+    json.dump(result, open(os.path.join(out, 'summary.json'), 'w'), indent=1)
+    with open(os.path.join(out, 'summary.md'), 'w') as f:
+        f.write('Paired per-face differences (row minus reference), mean [95 % bootstrap interval over faces].\n\n'
+                + '\n'.join(lines) + '\n')
+    print('\n'.join(lines))
 
 
 if __name__ == '__main__':

@@ -44,6 +44,19 @@ def train_opt(root, name, network=None, priors=ALL, iters=4, model_type='LLVFSRM
     return opt
 
 
+def awaken(net, seed=0, std=0.1):
+    """Give the zero-initialised last layers of every prior path (LVPFB fusion, SFT, FiLM) random values, as a
+    trained network has: at initialisation those paths add nothing by design, so tests of what a branch does
+    call this first."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            if not p.any():
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+    return net
+
+
 def write_yaml(path, opt):
     return dump_yaml(path, opt)
 

@@ -5,6 +5,18 @@
     I_SR = reconstructor(F_L)
 
 Choices where the paper is silent (each an option, defaults chosen by measurement, see README/benchmarks):
+  * `body`: 'lr' runs the L stages on the LR grid and draws the HR pixels in a PixelShuffle tail;
+    'hourglass' takes the bicubic-upsampled face into L = 2k + 1 stages at k + 1 resolutions (k down, a
+    neck, k up, skips between mirrored stages; x8: 256, 128, 64, neck 32), as the authors' SFMNet and the
+    WFEN baseline do, so the priors meet the features at every scale where HR detail is drawn.
+    `prior_tail: true` (body 'lr') adds SFT modulation from the map priors after each x2 of the tail.
+  * `spatial`: SegA / DepA as a sigmoid 'gate' on the feature (the paper's spatial attention) or 'sft'
+    (spatial feature transform: scale and shift from the prior, which can add an edge the feature lacks).
+  * `capa`: 'gate' (the paper: channel attention) or 'film' (per-channel scale and shift from the caption).
+  * `desa`: 'gather' (below) or 'query' (pixels query the text tokens: Q = pixels, K/V = text, so the
+    text's content reaches the features).
+  * Every prior path starts as the identity (the last layer of each LVPFB fusion, SFT and FiLM is zero-
+    initialised): an LLV-FSR network begins as its Model 1 and can only learn to use its priors.
   * `upsample`: 'pixelshuffle' keeps features at LR size and ends with a PixelShuffle tail; 'pre' bicubic-
     upsamples I_LR to HR size first (SFMNet / WFEN style) and the reconstructor is a single conv.
     Both add the bicubic LR as a global residual (the network predicts the missing detail).
@@ -21,7 +33,8 @@ symbol and the LVPFB branch that fuses them; this file builds one encoder and on
       -> Linear -> E_C / E_D;  CapA (channel attention) / DesA (cross-attention)
   map (mask, depth): <name> [B, 1, h, w] (labels one-hot to `num_classes` channels, or one continuous channel)
       -> conv encoder at the feature grid -> F_S / F_D;  SegA / DepA (spatial attention)
-  Maps of any resolution are resized to the feature grid here, so prep stores them once for all scales.
+  Maps of any resolution are resized to each feature grid here, so prep stores them once for all scales
+  (`prior_size`: the map resolution the network is meant for, recorded so checks can note a coarser store).
 """
 import inspect
 import math
@@ -209,6 +222,29 @@ class SpatialPriorAttention(nn.Module):
         return feat * self.body(torch.cat([feat, prior_feat], dim=1))
 
 
+def zero_init(layer):
+    """Zero a layer's weight and bias: the path it ends starts as 'adds nothing' (ControlNet's zero conv)."""
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class SFT(nn.Module):
+    """SegA / DepA, `spatial: sft`: spatial feature transform (Wang et al. 2018, SFTGAN): a per-pixel,
+    per-channel scale and shift computed from the LR feature and the prior feature, F * (1 + gamma) + beta.
+    Unlike a sigmoid gate it can add structure the feature lacks. The last conv is zero-initialised (identity)."""
+
+    def __init__(self, dim, num_heads=None):
+        super().__init__()
+        hidden = max(dim // 2, 4)
+        self.body = nn.Sequential(nn.Conv2d(dim * 2, hidden, 1), nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden),
+                                  nn.GELU(), zero_init(nn.Conv2d(hidden, dim * 2, 1)))
+
+    def forward(self, feat, prior_feat):
+        gamma, beta = self.body(torch.cat([feat, prior_feat], dim=1)).chunk(2, dim=1)
+        return feat * (1 + gamma) + beta
+
+
 class CapA(nn.Module):
     """CapA: global pooling of the caption embedding, conv, sigmoid -> channel attention (Sec. 3.2)."""
 
@@ -220,6 +256,19 @@ class CapA(nn.Module):
     def forward(self, feat, caption):
         g = masked_mean(*caption)[:, :, None, None]  # global average pooling over the (tokens, mask)
         return feat * self.body(g)
+
+
+class CapAFiLM(nn.Module):
+    """CapA, `capa: film`: feature-wise linear modulation (Perez et al. 2018) from the pooled caption, a
+    per-channel scale and shift F * (1 + gamma) + beta; zero-initialised (identity)."""
+
+    def __init__(self, dim, num_heads=None):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), zero_init(nn.Linear(dim, dim * 2)))
+
+    def forward(self, feat, caption):
+        gamma, beta = self.body(masked_mean(*caption))[:, :, None, None].chunk(2, dim=1)
+        return feat * (1 + gamma) + beta
 
 
 class DesA(nn.Module):
@@ -259,23 +308,52 @@ class DesA(nn.Module):
 
 
 def fusion_convs(dim, n_inputs):
-    """Fuse n concatenated C-channel maps back to C: 1x1, GELU, depthwise 3x3 (shared by LVPFB and Model 2)."""
-    return nn.Sequential(nn.Conv2d(dim * n_inputs, dim, 1), nn.GELU(), nn.Conv2d(dim, dim, 3, padding=1, groups=dim))
+    """Fuse n concatenated C-channel maps back to C: 1x1, GELU, depthwise 3x3 (shared by LVPFB and Model 2).
+    The last conv starts at zero, so the block it ends starts as its skip connection (the identity)."""
+    return nn.Sequential(nn.Conv2d(dim * n_inputs, dim, 1), nn.GELU(),
+                         zero_init(nn.Conv2d(dim, dim, 3, padding=1, groups=dim)))
 
 
-BRANCHES = {'spatial': SpatialPriorAttention, 'channel': CapA, 'cross': DesA}  # PriorSpec.branch -> module
+class DesAQuery(nn.Module):
+    """DesA, `desa: query`: every pixel queries the description tokens (Q = pixels, K / V = text, padded
+    tokens masked), so the text's content, not only its attention weights, reaches the features. O(N T d)."""
+
+    def __init__(self, dim, num_heads):
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.q_pix = nn.Conv2d(dim, dim, 1)
+        self.kv_text = nn.Linear(dim, dim * 2)
+        self.proj = nn.Conv2d(dim, dim, 1)
+
+    def forward(self, feat, description):
+        tokens, mask = description
+        b, c, hh, ww = feat.shape
+        heads = DesA._heads
+        q = heads(self, self.q_pix(feat).flatten(2).transpose(1, 2).contiguous())  # [B, h, N, d]
+        k, v = (heads(self, t.contiguous()) for t in self.kv_text(tokens).chunk(2, dim=-1))  # [B, h, T, d]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
+        return self.proj(out.transpose(1, 2).reshape(b, hh * ww, c).transpose(1, 2).reshape(b, c, hh, ww))
+
+
+# PriorSpec.branch -> {variant option value: module}; the variant options are `spatial`, `capa`, `desa`
+DEFAULT_VARIANTS = {'spatial': 'gate', 'capa': 'gate', 'desa': 'gather'}
+BRANCHES = {'spatial': {'gate': SpatialPriorAttention, 'sft': SFT},
+            'channel': {'gate': CapA, 'film': CapAFiLM},
+            'cross': {'gather': DesA, 'query': DesAQuery}}
+VARIANT_OPTION = {'spatial': 'spatial', 'channel': 'capa', 'cross': 'desa'}
 
 
 class LVPFB(nn.Module):
     """Language-Vision Prior Fusion Block (Sec. 3.2, Fig. 3): one branch per prior (SegA, DepA, CapA, DesA)
     in parallel on the LR feature, concatenated with it, fused by convs, plus a skip connection."""
 
-    def __init__(self, dim, priors, num_heads):
+    def __init__(self, dim, priors, num_heads, variants=None):
         super().__init__()
         self.specs = [PRIORS[p] for p in priors]
         self.norm = LayerNorm2d(dim)
+        variants = dict(DEFAULT_VARIANTS, **(variants or {}))
         for s in self.specs:  # self.sega, self.depa, self.capa, self.desa
-            setattr(self, s.branch_name.lower(), BRANCHES[s.branch](dim, num_heads))
+            setattr(self, s.branch_name.lower(), BRANCHES[s.branch][variants[VARIANT_OPTION[s.branch]]](dim, num_heads))
         self.fuse = fusion_convs(dim, 1 + len(self.specs))
 
     def forward(self, feat, enc):
@@ -288,7 +366,7 @@ class ConcatFusion(nn.Module):
     """Table 2 'Model 2': the priors are concatenated with the LR feature and fused by plain convs (text
     priors as their token mean, broadcast over the grid)."""
 
-    def __init__(self, dim, priors, num_heads=None):
+    def __init__(self, dim, priors, num_heads=None, variants=None):
         super().__init__()
         self.specs = [PRIORS[p] for p in priors]
         self.fuse = fusion_convs(dim, 1 + len(self.specs))
@@ -301,7 +379,29 @@ class ConcatFusion(nn.Module):
         return feat + self.fuse(torch.cat(outs, dim=1))
 
 
+class TailModulation(nn.Module):
+    """`prior_tail` (body 'lr'): after one x2 of the PixelShuffle tail, each map prior modulates the feature at
+    that grid through its own encoder and an SFT (SegA / DepA, SFT-style); zero-initialised (identity)."""
+
+    def __init__(self, dim, map_specs, num_classes):
+        super().__init__()
+        self.specs = map_specs
+        self.encoders = nn.ModuleDict({s.name: ImageEncoder(s.in_channels(num_classes), dim) for s in map_specs})
+        for s in map_specs:  # self.sega, self.depa
+            setattr(self, s.branch_name.lower(), SFT(dim))
+
+    def forward(self, feat, maps):
+        for s in self.specs:
+            feat = getattr(self, s.branch_name.lower())(feat, self.encoders[s.name](maps[s.name], feat.shape[-2:]))
+        return feat
+
+
 # ------------------------------------------------------------------------------------------------ network
+CHOICES = {'fusion': ('lvpfb', 'concat'), 'body': ('lr', 'hourglass'), 'upsample': ('pixelshuffle', 'pre'),
+           'transformer': ('restormer', 'swin'), 'spatial': tuple(BRANCHES['spatial']),
+           'capa': tuple(BRANCHES['channel']), 'desa': tuple(BRANCHES['cross'])}
+
+
 @ARCH_REGISTRY.register()
 class LLVFSRArch(nn.Module):
     """LLV-FSR (Eq. 1). `forward(lq, priors)`; `priors` maps the batch keys of the prior contract
@@ -310,14 +410,24 @@ class LLVFSRArch(nn.Module):
 
     Args:
         scale: 8 (32->256) or 16 (16->256); any power of two works.
-        num_feat: channels C.  num_blocks: L.  num_heads: heads of MDTA and DesA.
+        num_feat: channels C of the features on the LR grid (body 'hourglass': of the neck; each level up
+            halves them: C/8, C/4, C/2, C at 256, 128, 64, 32 for x8 with L = 7).
+        num_blocks: L, the number of stages F_i = Block_i(LVPFB_i(F_{i-1}, ...)); odd for 'hourglass'.
+        num_heads: heads of MDTA and DesA (body 'hourglass': on the neck, halved each level up, at least 1).
         priors: names of the prior contract (default: the paper's caption, description, mask, depth).
         fusion: 'lvpfb' (the paper) or 'concat' (Model 2).
-        upsample: 'pixelshuffle' (features at LR size) or 'pre' (bicubic to HR size first).
+        body: 'lr' (stages on the LR grid, PixelShuffle tail) or 'hourglass' (bicubic-upsampled face in,
+            k = (L - 1) / 2 stages down, a neck, k up, skips between mirrored stages; a conv reconstructor).
+        prior_tail: body 'lr': SFT modulation from the map priors after each x2 of the tail (64, 128, 256).
+        spatial / capa / desa: SegA / DepA ('gate' | 'sft'), CapA ('gate' | 'film'), DesA ('gather' |
+            'query'); the first of each is the paper's reading.
+        upsample: body 'lr': 'pixelshuffle' (features at LR size) or 'pre' (bicubic to HR size first).
         transformer: 'restormer' (MDTA + GDFN) or 'swin' ((shifted-)window MHSA + GDFN).
         window_size: the 'swin' window, in feature pixels (ignored by 'restormer').
         text_dim: D_text of the stored text embeddings (512 CLIP B/32, 768 CLIP L/14, 384 MiniLM).
         num_classes: labels of the mask prior.
+        prior_size: the side of the mask / depth maps the network is meant for (stores of another size are
+            resized to each feature grid all the same; the model notes a coarser store).
         channels_last: keep weights and activations NHWC (faster on CPU, README "Benchmarks"). Same results
             either way.
     """
@@ -333,68 +443,106 @@ class LLVFSRArch(nn.Module):
                  ffn_expansion=2.66,
                  priors=PAPER_PRIORS,
                  fusion='lvpfb',
+                 body='lr',
+                 prior_tail=False,
+                 spatial='gate',
+                 capa='gate',
+                 desa='gather',
                  upsample='pixelshuffle',
                  transformer='restormer',
                  window_size=8,
                  text_dim=384,
                  num_classes=NUM_MASK_CLASSES,
+                 prior_size=128,
                  channels_last=True):
         super().__init__()
         priors = tuple(priors or ())
         check_prior_names(priors, 'LLVFSRArch option `priors`')
-        if fusion not in ('lvpfb', 'concat'):
-            raise ValueError(f"LLVFSRArch: option `fusion` must be 'lvpfb' or 'concat', got {fusion!r}")
-        if upsample not in ('pixelshuffle', 'pre'):
-            raise ValueError(f"LLVFSRArch: option `upsample` must be 'pixelshuffle' or 'pre', got {upsample!r}")
-        if transformer not in ('restormer', 'swin'):
-            raise ValueError(f"LLVFSRArch: option `transformer` must be 'restormer' or 'swin', got {transformer!r}")
+        chosen = dict(fusion=fusion, body=body, upsample=upsample, transformer=transformer, spatial=spatial,
+                      capa=capa, desa=desa)
+        for opt, value in chosen.items():
+            if value not in CHOICES[opt]:
+                raise ValueError(f'LLVFSRArch: option `{opt}` must be one of {CHOICES[opt]}, got {value!r}')
         if scale < 1 or scale & (scale - 1):
             raise ValueError(f'LLVFSRArch: option `scale` must be a power of two, got {scale}')
-        if num_feat % num_heads:
-            raise ValueError(f'LLVFSRArch: num_feat ({num_feat}) must be divisible by num_heads ({num_heads})')
+        if body == 'hourglass' and (num_blocks % 2 == 0 or upsample != 'pixelshuffle' or prior_tail):
+            raise ValueError('LLVFSRArch: body hourglass needs an odd num_blocks (k down, a neck, k up) and takes '
+                             f'no `upsample: pre` / `prior_tail` (it works at HR size throughout); got num_blocks '
+                             f'{num_blocks}, upsample {upsample!r}, prior_tail {prior_tail}')
+        self.levels = (num_blocks - 1) // 2 if body == 'hourglass' else 0  # k
+        k = self.levels
+        dims = [num_feat >> (k - lv) for lv in range(k + 1)]  # level 0 = the grid of conv_first
+        heads = [max(1, num_heads >> (k - lv)) for lv in range(k + 1)]
+        for d, h in zip(dims, heads):
+            if d < 1 or d % h:
+                raise ValueError(f'LLVFSRArch: num_feat ({num_feat}) must be divisible by num_heads ({num_heads})'
+                                 + (f' on every level of the hourglass (channels {dims}, heads {heads})' if k else ''))
         self.priors = canonical(priors)  # the contract's order: option files may list priors in any order
-        self.scale, self.upsample, self.fusion = scale, upsample, fusion
-        self.text_dim, self.num_classes = text_dim, num_classes
+        self.scale, self.upsample, self.fusion, self.body = scale, upsample, fusion, body
+        self.text_dim, self.num_classes, self.prior_size = text_dim, num_classes, prior_size
+        # stage i works on level stage_level[i]: 0..k-1 down, k the neck, k-1..0 up (all 0 for body 'lr')
+        self.stage_level = list(range(k)) + [k] + list(range(k - 1, -1, -1)) if k else [0] * num_blocks
 
-        self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, padding=1)  # F_0
-        # prior encoders, shared by the L fusion blocks: <text>_proj (-> E_*), <map>_encoder (-> F_*)
+        self.conv_first = nn.Conv2d(num_in_ch, dims[0], 3, padding=1)  # F_0
+        # prior encoders, shared by the fusion blocks of one level: <text>_proj (-> E_*), <map>_encoder (-> F_*);
+        # the hourglass has one per level (<text>_projs, <map>_encoders)
         for p in self.priors:
             s = PRIORS[p]
-            if s.kind == 'text':
-                setattr(self, f'{p}_proj', nn.Linear(text_dim, num_feat))
+            make = (lambda d: nn.Linear(text_dim, d)) if s.kind == 'text' else (
+                lambda d, s=s: ImageEncoder(s.in_channels(num_classes), d))
+            name = f'{p}_proj' if s.kind == 'text' else f'{p}_encoder'
+            if k:
+                setattr(self, name + 's', nn.ModuleList([make(d) for d in dims]))
             else:
-                setattr(self, f'{p}_encoder', ImageEncoder(s.in_channels(num_classes), num_feat))
+                setattr(self, name, make(num_feat))
         fusion_cls = LVPFB if fusion == 'lvpfb' else ConcatFusion
-        self.fusions = nn.ModuleList([fusion_cls(num_feat, self.priors, num_heads)
-                                      for _ in range(num_blocks)]) if self.priors else None
-        self.blocks = nn.ModuleList([BasicBlock(num_feat, num_heads, ffn_expansion, transformer_depth, transformer,
-                                                window_size) for _ in range(num_blocks)])
-        self.conv_after_body = nn.Conv2d(num_feat, num_feat, 3, padding=1)
-        if upsample == 'pixelshuffle':
+        variants = {'spatial': spatial, 'capa': capa, 'desa': desa}
+        self.fusions = nn.ModuleList([fusion_cls(dims[lv], self.priors, heads[lv], variants)
+                                      for lv in self.stage_level]) if self.priors else None
+        self.blocks = nn.ModuleList([BasicBlock(dims[lv], heads[lv], ffn_expansion, transformer_depth, transformer,
+                                                window_size) for lv in self.stage_level])
+        if k:  # Restormer's resampling: conv + PixelUnshuffle (C -> 2C) / conv + PixelShuffle (C -> C/2)
+            self.downs = nn.ModuleList([nn.Sequential(nn.Conv2d(dims[lv], dims[lv] // 2, 3, padding=1),
+                                                      nn.PixelUnshuffle(2)) for lv in range(k)])
+            self.ups = nn.ModuleList([nn.Sequential(nn.Conv2d(dims[lv + 1], dims[lv + 1] * 2, 3, padding=1),
+                                                    nn.PixelShuffle(2)) for lv in reversed(range(k))])
+            self.skip_fuse = nn.ModuleList([nn.Conv2d(dims[lv] * 2, dims[lv], 1) for lv in reversed(range(k))])
+        else:
+            self.conv_after_body = nn.Conv2d(num_feat, num_feat, 3, padding=1)
+        self.tail_steps = int(math.log2(scale)) if body == 'lr' and upsample == 'pixelshuffle' else 0
+        if self.tail_steps:
             tail = []
-            for _ in range(int(math.log2(scale))):
+            for _ in range(self.tail_steps):
                 tail += [nn.Conv2d(num_feat, num_feat * 4, 3, padding=1), nn.PixelShuffle(2), nn.LeakyReLU(0.2, True)]
             self.upsampler = nn.Sequential(*tail)
-        self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, padding=1)  # the reconstructor
+        map_specs = [PRIORS[p] for p in self.priors if PRIORS[p].kind == 'map']
+        self.tail_mods = nn.ModuleList([TailModulation(num_feat, map_specs, num_classes)
+                                        for _ in range(self.tail_steps)]) if prior_tail and map_specs else None
+        self.conv_last = nn.Conv2d(dims[0], num_out_ch, 3, padding=1)  # the reconstructor
         self.channels_last = channels_last
         if channels_last:  # load_state_dict copies into these params, keeping their layout
             self.to(memory_format=torch.channels_last)
 
     # --------------------------------------------------------------------------------------------------
-    def encode_priors(self, priors, size, dtype):
-        """{symbol: encoded prior}: E_* = (projected tokens, token mask) for text, F_* = the encoded map at the
-        feature grid `size` for maps."""
+    def map_input(self, priors, p):
+        """A map prior as the encoder reads it: label maps one-hot to `num_classes` channels."""
+        x = priors[p]
+        if PRIORS[p].values == 'labels':
+            x = F.one_hot(x[:, 0].long().clamp(0, self.num_classes - 1), self.num_classes).permute(0, 3, 1, 2)
+        return x
+
+    def encode_priors(self, priors, size, dtype, level=0):
+        """{symbol: encoded prior} for the stages of one level: E_* = (projected tokens, token mask) for text,
+        F_* = the encoded map at that level's feature grid `size` for maps."""
         enc = {}
         for p in self.priors:
             s = PRIORS[p]
+            name = f'{p}_proj' if s.kind == 'text' else f'{p}_encoder'
+            module = getattr(self, name + 's')[level] if self.levels else getattr(self, name)
             if s.kind == 'text':
-                enc[s.symbol] = (getattr(self, f'{p}_proj')(priors[f'{p}_tokens'].to(dtype)),
-                                 priors[f'{p}_token_mask'].bool())
-                continue
-            x = priors[p]
-            if s.values == 'labels':
-                x = F.one_hot(x[:, 0].long().clamp(0, self.num_classes - 1), self.num_classes).permute(0, 3, 1, 2)
-            enc[s.symbol] = getattr(self, f'{p}_encoder')(x.to(dtype), size)
+                enc[s.symbol] = (module(priors[f'{p}_tokens'].to(dtype)), priors[f'{p}_token_mask'].bool())
+            else:
+                enc[s.symbol] = module(self.map_input(priors, p).to(dtype), size)
         return enc
 
     def forward(self, lq, priors=None):
@@ -403,21 +551,47 @@ class LLVFSRArch(nn.Module):
             raise ValueError(f'LLVFSRArch: lq must be [B, C, H, W], got shape {tuple(lq.shape)}')
         check_inputs(self.priors, priors, lq.shape[0], self.text_dim)
         h, w = lq.shape[-2:]
+        if self.levels and (h * self.scale % 2 ** self.levels or w * self.scale % 2 ** self.levels):
+            raise ValueError(f'LLVFSRArch: body hourglass halves the HR grid {self.levels} times; '
+                             f'{h * self.scale}x{w * self.scale} is not divisible by {2 ** self.levels}')
         if self.channels_last:
             lq = lq.contiguous(memory_format=torch.channels_last)
         base = F.interpolate(lq, size=(h * self.scale, w * self.scale), mode='bicubic', align_corners=False)
-        x = base if self.upsample == 'pre' else lq
+        body = self.forward_hourglass if self.levels else self.forward_lr
+        return body(base if self.upsample == 'pre' or self.levels else lq, priors) + base
+
+    def stage(self, i, feat, enc):
+        """F_i = Block_i(LVPFB_i(F_{i-1}, E_C, E_D, F_S, F_D))"""
+        if self.fusions is not None:
+            feat = self.fusions[i](feat, enc)
+        return self.blocks[i](feat)
+
+    def forward_lr(self, x, priors):
         feat0 = self.conv_first(x)
         enc = self.encode_priors(priors, feat0.shape[-2:], feat0.dtype)
         feat = feat0
-        for i, block in enumerate(self.blocks):  # F_i = Block_i(LVPFB_i(F_{i-1}, E_C, E_D, F_S, F_D))
-            if self.fusions is not None:
-                feat = self.fusions[i](feat, enc)
-            feat = block(feat)
+        for i in range(len(self.blocks)):
+            feat = self.stage(i, feat, enc)
         feat = self.conv_after_body(feat) + feat0
-        if self.upsample == 'pixelshuffle':
-            feat = self.upsampler(feat)
-        return self.conv_last(feat) + base
+        maps = {p: self.map_input(priors, p).to(feat.dtype) for p in self.priors if PRIORS[p].kind == 'map'}
+        for i in range(self.tail_steps):
+            feat = self.upsampler[3 * i:3 * i + 3](feat)  # conv, PixelShuffle(2), LeakyReLU: one x2
+            if self.tail_mods is not None:
+                feat = self.tail_mods[i](feat, maps)
+        return self.conv_last(feat)
+
+    def forward_hourglass(self, x, priors):
+        feat, enc, skips, k = self.conv_first(x), {}, [], self.levels
+        for i, level in enumerate(self.stage_level):
+            if i > k:  # up path: x2, then merge the output of the mirrored down stage
+                feat = self.skip_fuse[i - k - 1](torch.cat([self.ups[i - k - 1](feat), skips.pop()], dim=1))
+            if level not in enc:
+                enc[level] = self.encode_priors(priors, feat.shape[-2:], feat.dtype, level)
+            feat = self.stage(i, feat, enc[level])
+            if i < k:
+                skips.append(feat)
+                feat = self.downs[i](feat)
+        return self.conv_last(feat)
 
 
 def arch_defaults():

@@ -7,6 +7,8 @@ Options (YAML `datasets: train:`; `llvfsr_plugin.options.dataset_opt` builds the
     priors: [caption, description, mask, depth]   # names of the prior contract; [] for baselines
     prior_roots: {caption: path.lmdb, ...}        # one store per prior (LMDB dir or folder of .llvp)
     prior_extractors: {mask: facemesh, ...}       # optional: refuse stores made by another extractor
+    gt_size: 128                        # train only, optional: random HR crops of this side (LR crops of
+        gt_size / scale) with every map prior cropped to the same face region; whole faces when unset
     use_hflip / use_rot: augment LR, HR and every map prior identically (text is unchanged); a mirrored
         label map gets its left_* / right_* labels swapped
     prior_dropout: 0.1 or {caption: 0.3, ...}   # train only: each prior of a sample is blanked with this
@@ -18,6 +20,7 @@ Everything that can be checked is checked at construction: missing keys, meta vs
 """
 import os
 
+import cv2
 import numpy as np
 from torch.utils import data as data
 
@@ -35,6 +38,18 @@ from llvfsr_plugin.priors.contract import (
     to_tensors,
 )
 from llvfsr_plugin.priors.store import PriorStore, Store, provenance_problem
+
+
+def crop_region(a, top, left, size, lr_side):
+    """The part of map `a` (any side) covering the LR crop [top, top + size) x [left, left + size) of an LR
+    image `lr_side` pixels high and wide, at the map's own resolution (resized when the map grid does not divide
+    evenly, so every crop of one store has one shape)."""
+    f = a.shape[0] / lr_side
+    y0, x0, n = round(top * f), round(left * f), max(1, round(size * f))
+    out = a[y0:y0 + n, x0:x0 + n]
+    if out.shape[:2] != (n, n):
+        out = cv2.resize(np.ascontiguousarray(a), (round(lr_side * f),) * 2)[y0:y0 + n, x0:x0 + n]
+    return np.ascontiguousarray(out)
 
 
 def augment_arrays(arrays, hflip, vflip, rot90):
@@ -178,6 +193,8 @@ class PriorPairedDataset(data.Dataset):
         img_lq, img_gt = self._load_pair(index)
         arrays = {p: self.stores[p].get(key)[0] for p in self.priors}
         train = self.opt.get('phase') == 'train'
+        if train and self.opt.get('gt_size'):
+            img_gt, img_lq = self._random_crop(img_gt, img_lq, arrays, key)
         if train:
             hflip = self.opt.get('use_hflip', False) and np.random.random() < 0.5
             rot = self.opt.get('use_rot', False)
@@ -195,6 +212,20 @@ class PriorPairedDataset(data.Dataset):
             t = to_tensors(p, arrays[p])
             out.update(blank_like(p, t) if train and self.dropout[p] and np.random.random() < self.dropout[p] else t)
         return out
+
+    def _random_crop(self, img_gt, img_lq, arrays, key):
+        """A random gt_size crop of HR, the matching LR crop, and the same face region of every map (in place)."""
+        scale, gt_size = self.scale or img_gt.shape[0] // img_lq.shape[0], int(self.opt['gt_size'])
+        size = gt_size // scale
+        h, w = img_lq.shape[:2]
+        if gt_size % scale or size > min(h, w):
+            raise OptionError(f'{self.where}: gt_size {gt_size} must be a multiple of scale {scale} and at most the HR '
+                              f'size {h * scale} (image {key!r})')
+        top, left = np.random.randint(0, h - size + 1), np.random.randint(0, w - size + 1)
+        for p in self.maps:
+            arrays[p] = {p: crop_region(arrays[p][p], top, left, size, h)}
+        return (img_gt[top * scale:(top + size) * scale, left * scale:(left + size) * scale],
+                img_lq[top:top + size, left:left + size])
 
     def __len__(self):
         return len(self.paths)

@@ -26,16 +26,24 @@ def network_priors(net_opt):
 
 def check_network_against_data(net_opt, dataset_name, dataset_opt, prior_meta=None):
     """Network options vs a dataset's prior selection and the meta of its stores (the prior contract's
-    `meta_checks`); raises OptionError naming the mismatch."""
+    `meta_checks`); raises OptionError naming the mismatch. Returns one-line notes (maps coarser than
+    network_g.prior_size)."""
     ds_priors = list(dataset_opt.get('priors') or ())
     missing = [p for p in network_priors(net_opt) if p not in ds_priors]
     if missing:
         raise OptionError(f'network_g.priors asks for {missing}, but datasets.{dataset_name}.priors only '
                           f'provides {ds_priors}; add them (with prior_roots) or drop them from network_g')
     resolved = dict(arch_defaults(), **net_opt)
+    notes = []
     for p, meta in (prior_meta or {}).items():
         if p in network_priors(net_opt):
             check_store_meta(p, meta, resolved, f'datasets.{dataset_name}')
+            have, want = meta.get('prior_size'), resolved.get('prior_size')
+            if have and want and have < want:
+                notes.append(f'datasets.{dataset_name}: the {p} store holds {have}x{have} maps (an earlier default), '
+                             f'network_g.prior_size is {want}: they are resized to each feature grid; remake the '
+                             f'store with extract_priors.py --prior-size {want} --overwrite for sharper maps')
+    return notes
 
 
 @MODEL_REGISTRY.register()
@@ -44,8 +52,11 @@ class LLVFSRModel(CrashSafeCheckpoints, SRModel):
     def __init__(self, opt):
         net_opt = opt['network_g']
         self.prior_names = network_priors(net_opt)
+        notes = []
         for name, ds_opt in opt.get('datasets', {}).items():
-            check_network_against_data(net_opt, name, ds_opt, PriorPairedDataset.store_meta(ds_opt))
+            notes += check_network_against_data(net_opt, name, ds_opt, PriorPairedDataset.store_meta(ds_opt))
+        for note in notes:
+            get_root_logger().info(note)
         if opt.get('val'):
             probe_metrics(opt['val'].get('metrics'))
         super().__init__(opt)

@@ -1,4 +1,5 @@
 """Command-line selection of prior extractors, shared by datasets_prep/extract_priors.py and llvfsr-infer."""
+import inspect
 import sys
 
 from llvfsr_plugin.errors import ModelUnavailable
@@ -10,14 +11,25 @@ DEFAULTS = {'caption': ('file', {'policy': 'first'}), 'description': ('file', {'
             'mask': ('facemesh', {}), 'depth': ('facemesh', {})}
 
 
-def default_extractors(text_dir, priors=tuple(DEFAULTS)):
-    """The offline default extractors (DEFAULTS), text read from `text_dir` (oracle)."""
+PRIOR_SIZE = 128  # side of the stored mask / depth maps: the HR detail is drawn at 64-256 px
+
+
+def with_prior_size(prior, name, opts, prior_size):
+    """`opts` plus `prior_size` for a map extractor that takes one (and was not given one)."""
+    cls = EXTRACTORS.get((prior, name))
+    if PRIORS[prior].kind == 'map' and cls is not None and 'prior_size' in inspect.signature(cls.__init__).parameters:
+        return dict({'prior_size': prior_size}, **opts)
+    return opts
+
+
+def default_extractors(text_dir, priors=tuple(DEFAULTS), prior_size=PRIOR_SIZE):
+    """The offline default extractors (DEFAULTS), text read from `text_dir` (oracle), maps at `prior_size`."""
     out = {}
     for p in priors:
         name, opts = DEFAULTS[p]
         if PRIORS[p].kind == 'text':
             opts = dict(opts, text_dir=text_dir)
-        out[p] = build_extractor(p, name, **opts)
+        out[p] = build_extractor(p, name, **with_prior_size(p, name, opts, prior_size))
     return out
 
 
@@ -61,6 +73,8 @@ def add_extractor_args(ap):
     for p in PRIORS:
         ap.add_argument(f'--{p}', default=_default_name(p), help=f'{p} extractor (default: {_default_name(p)})')
         ap.add_argument(f'--{p}-opt', nargs='*', default=None, metavar='KEY=VALUE', help=f'{p} extractor options')
+    ap.add_argument('--prior-size', type=int, default=PRIOR_SIZE,
+                    help=f'side of the mask / depth maps (default {PRIOR_SIZE}; --<prior>-opt prior_size=N wins)')
     ap.add_argument('--text-encoder', default='minilm', help='minilm | clip-hf | open_clip (default: minilm)')
     ap.add_argument('--text-encoder-opt', nargs='*', default=None, metavar='KEY=VALUE')
     ap.add_argument('--text-dir', default=None, help='folder of <key>.txt for the `file` text extractors (oracle)')
@@ -75,6 +89,7 @@ def build_extractors(args, priors):
             name = getattr(args, p)
             opts = dict(DEFAULTS[p][1]) if p in DEFAULTS and name == DEFAULTS[p][0] else {}
             opts.update(parse_kv(getattr(args, f'{p}_opt'), f'--{p}-opt'))
+            opts = with_prior_size(p, name, opts, getattr(args, 'prior_size', PRIOR_SIZE))
             if PRIORS[p].kind == 'text':
                 opts.update(encoder=args.text_encoder, encoder_opts=enc_opts)
                 if name == 'file':

@@ -7,6 +7,8 @@ from basicsr.models.base_model import BaseModel
 from llvfsr_plugin.archs.llvfsr_arch import LLVFSRArch, WindowAttention
 from llvfsr_plugin.priors.contract import fake_priors
 
+from helpers import awaken
+
 
 def net(**kw):
     opt = dict(type='LLVFSRArch', num_feat=16, num_blocks=2, transformer_depth=1, num_heads=2)
@@ -47,24 +49,85 @@ def test_arch_window_attention_sees_only_its_window(shift, near, far):
 
 
 def test_arch_swin_gradients_reach_every_parameter():
-    m = net(scale=8, transformer='swin', window_size=4, transformer_depth=2)
+    m = awaken(net(scale=8, transformer='swin', window_size=4, transformer_depth=2))
     m(torch.rand(2, 3, 8, 8), fake_priors()).abs().mean().backward()
     assert m.blocks[0][1].attn.shift == 2 and m.blocks[0][0].attn.shift == 0
     for n, p in m.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, n
-    with pytest.raises(ValueError, match="`transformer` must be 'restormer' or 'swin'"):
+    with pytest.raises(ValueError, match="`transformer` must be one of \\('restormer', 'swin'\\)"):
         net(transformer='window')
 
 
 def _branch_params(m):
     groups = {'caption': ['caption_proj', 'capa'], 'description': ['description_proj', 'desa'],
-              'mask': ['mask_encoder', 'sega'], 'depth': ['depth_encoder', 'depa']}
+              'mask': ['mask_encoder', 'sega', 'encoders.mask'], 'depth': ['depth_encoder', 'depa', 'encoders.depth']}
     return {p: [(n, q) for n, q in m.named_parameters() if any(f'{g}.' in n or n.startswith(g) for g in gs)]
             for p, gs in groups.items()}
 
 
-def test_arch_gradients_reach_every_switched_on_branch():
-    m = net(scale=8)
+@pytest.mark.parametrize('scale', [8, 16])
+@pytest.mark.parametrize('kw', [{'body': 'hourglass', 'num_blocks': 7, 'num_feat': 32},
+                                {'body': 'hourglass', 'num_blocks': 3},
+                                {'body': 'lr', 'prior_tail': True, 'spatial': 'sft', 'capa': 'film', 'desa': 'query'}])
+def test_arch_new_geometries_output_shape(scale, kw):
+    m = net(scale=scale, **kw)
+    lq = torch.rand(2, 3, 128 // scale, 128 // scale)
+    assert m(lq, fake_priors()).shape == (2, 3, 128, 128)
+
+
+def test_arch_hourglass_priors_meet_features_at_every_level():
+    """x8, L = 7: stages at 64, 32, 16, neck 8, 16, 32, 64 (HR 64), each with its LVPFB; every level's map
+    encoders run at that level's grid, channels halve per level up from the neck."""
+    m = net(scale=8, body='hourglass', num_blocks=7, num_feat=32, num_heads=4)
+    assert [b[0].norm1.weight.numel() for b in m.blocks] == [4, 8, 16, 32, 16, 8, 4]
+    assert len(m.fusions) == 7 and len(m.mask_encoders) == 4
+    seen = []
+    for lv, enc in enumerate(m.mask_encoders):
+        enc.register_forward_hook(lambda mod, inp, out, lv=lv: seen.append((lv, tuple(out.shape[-2:]))))
+    m(torch.rand(1, 3, 8, 8), fake_priors(1))
+    assert seen == [(0, (64, 64)), (1, (32, 32)), (2, (16, 16)), (3, (8, 8))]
+    with pytest.raises(ValueError, match='odd num_blocks'):
+        net(body='hourglass', num_blocks=4)
+    with pytest.raises(ValueError, match="`body` must be one of"):
+        net(body='unet')
+    with pytest.raises(ValueError, match='18x16 is not divisible by 8'):  # x2 with 3 levels down
+        net(scale=2, body='hourglass', num_blocks=7, num_feat=32)(torch.rand(1, 3, 9, 8), fake_priors(1))
+
+
+def test_arch_prior_tail_modulates_every_x2_of_the_tail():
+    m = net(scale=8, priors=['mask', 'depth'], prior_tail=True)
+    assert len(m.tail_mods) == 3 and hasattr(m.tail_mods[0], 'sega') and hasattr(m.tail_mods[0], 'depa')
+    sizes = []
+    for t in m.tail_mods:
+        t.register_forward_hook(lambda mod, inp, out: sizes.append(tuple(out.shape[-2:])))
+    m(torch.rand(1, 3, 8, 8), fake_priors(1, ['mask', 'depth']))
+    assert sizes == [(16, 16), (32, 32), (64, 64)]
+    assert net(priors=[], prior_tail=True).tail_mods is None  # Model 1: no prior, nothing to modulate
+
+
+GEOMETRIES = [{}, {'body': 'hourglass', 'num_blocks': 3},
+              {'prior_tail': True, 'spatial': 'sft', 'capa': 'film', 'desa': 'query'}]
+
+
+@pytest.mark.parametrize('kw', GEOMETRIES)
+def test_arch_prior_paths_start_as_the_identity(kw):
+    """Every prior path ends in a zero-initialised layer: at initialisation the priors change nothing (the
+    network is its Model 1 plus identity blocks); after one training step they do."""
+    torch.manual_seed(0)
+    m = net(scale=8, **kw)
+    lq, pri_a, pri_b = torch.rand(2, 3, 8, 8), fake_priors(seed=1), fake_priors(seed=2)
+    with torch.no_grad():
+        assert torch.equal(m(lq, pri_a), m(lq, pri_b))
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    (m(lq, pri_a) - torch.rand(2, 3, 64, 64)).abs().mean().backward()
+    opt.step()
+    with torch.no_grad():
+        assert not torch.allclose(m(lq, pri_a), m(lq, pri_b))
+
+
+@pytest.mark.parametrize('kw', GEOMETRIES)
+def test_arch_gradients_reach_every_switched_on_branch(kw):
+    m = awaken(net(scale=8, **kw))
     m(torch.rand(2, 3, 8, 8), fake_priors()).abs().mean().backward()
     for prior, params in _branch_params(m).items():
         assert params, f'no parameters for {prior}'
@@ -75,7 +138,7 @@ def test_arch_gradients_reach_every_switched_on_branch():
 
 
 def test_arch_switched_off_branches_do_not_exist_and_ignore_inputs():
-    m = net(scale=8, priors=['mask', 'depth'])
+    m = awaken(net(scale=8, priors=['mask', 'depth']))
     b = _branch_params(m)
     assert not b['caption'] and not b['description'] and b['mask'] and b['depth']
     pri = fake_priors()
@@ -142,9 +205,10 @@ def test_arch_eval_forward_deterministic():
         assert torch.equal(m(lq, pri), m(lq, pri))
 
 
-def test_arch_padding_tokens_do_not_change_output():
+@pytest.mark.parametrize('desa', ['gather', 'query'])
+def test_arch_padding_tokens_do_not_change_output(desa):
     """Right-padding the text (as the collate function does) must not change the result."""
-    m = net().eval()
+    m = awaken(net(desa=desa, capa='film' if desa == 'query' else 'gate')).eval()
     pri = fake_priors(b=1)
     padded = dict(pri)
     for p in ('caption', 'description'):

@@ -50,7 +50,7 @@ def test_dataset_items_and_collate(tiny_root):
     item = ds[0]
     assert item['lq'].shape == (3, 16, 16) and item['gt'].shape == (3, 128, 128)
     assert set(batch_keys(('caption', 'description', 'mask', 'depth'))) <= set(item)
-    assert item['mask'].dtype == torch.int64 and item['depth'].shape == (1, 64, 64)
+    assert item['mask'].dtype == torch.int64 and item['depth'].shape == (1, 128, 128)  # the default prior_size
     batch = PriorPairedDataset.collate_fn([ds[i] for i in range(4)])
     t = batch['description_tokens']
     lengths = [ds[i]['description_tokens'].shape[0] for i in range(4)]
@@ -147,3 +147,27 @@ def test_prior_dropout_blanks_priors_in_training_only(tiny_root):
     assert batch['caption_token_mask'].sum(1).tolist() == [1, never['caption_tokens'].shape[0]]
     with pytest.raises(OptionError, match='prior_dropout must be a probability'):
         PriorPairedDataset(dict(always, prior_dropout=1.5))
+
+
+def test_random_crop_keeps_maps_on_the_same_face_region(tiny_root):
+    """gt_size: HR, LR and every map are cut from one face region (found back by locating the LR crop in the
+    whole LR face); validation keeps whole faces; a gt_size that does not fit is named."""
+    opt = dict(dataset_opt(tiny_root, 'train', use_hflip=False, gt_size=64), scale=8, phase='train')
+    ds = PriorPairedDataset(opt)
+    whole = PriorPairedDataset(dict(opt, phase='val'))
+    np.random.seed(3)
+    for i in range(3):
+        it, full = ds[i], whole[i]
+        assert it['gt'].shape == (3, 64, 64) and it['lq'].shape == (3, 8, 8)
+        lr, hr = full['lq'].numpy(), full['gt'].numpy()
+        hits = [(y, x) for y in range(lr.shape[1] - 7) for x in range(lr.shape[2] - 7)
+                if np.array_equal(lr[:, y:y + 8, x:x + 8], it['lq'].numpy())]
+        assert len(hits) == 1
+        y, x = hits[0]
+        assert np.array_equal(hr[:, y * 8:y * 8 + 64, x * 8:x * 8 + 64], it['gt'].numpy())
+        f = full['mask'].shape[-1] // lr.shape[1]  # map pixels per LR pixel
+        for p in ('mask', 'depth'):
+            assert torch.equal(it[p], full[p][:, y * f:(y + 8) * f, x * f:(x + 8) * f])
+    assert whole[0]['gt'].shape == (3, 128, 128)
+    with pytest.raises(OptionError, match='gt_size 60 must be a multiple of scale 8'):
+        PriorPairedDataset(dict(opt, gt_size=60))[0]

@@ -2,7 +2,8 @@
 Offline defaults: MediaPipe FaceMesh (0.10.21 bundles its model) regions as a label map, and dense
 relative depth interpolated from the mesh's z coordinates.
 
-All maps are stored at `prior_size` x `prior_size` (default 64); the network resizes them to its grid.
+All maps are stored at `prior_size` x `prior_size` (default 128, `--prior-size`); the network resizes them to
+each feature grid.
 Faces FaceMesh does not find get the *mean prior* of aligned faces (assets/facemesh_mean_64.npz, made by
 datasets_prep/make_mean_prior.py from 1,000 CelebA-HQ train faces at 256 px) and `fallback: true` in meta.
 """
@@ -139,7 +140,7 @@ def resize_map(a, size, nearest):
 
 class _FaceMeshPrior(PriorExtractor):
 
-    def __init__(self, prior_size=64, upsample_to=256, min_confidence=0.3):
+    def __init__(self, prior_size=128, upsample_to=256, min_confidence=0.3):
         self.prior_size = prior_size
         self.runner = FaceMeshRunner.get(upsample_to=upsample_to, min_confidence=min_confidence)
 
@@ -190,7 +191,7 @@ class SAMMask(PriorExtractor):
     Options: checkpoint (path), model_type (vit_b | vit_l | vit_h), points_per_side, upsample_to, and any
     SamAutomaticMaskGenerator option (pred_iou_thresh, stability_score_thresh, ...)."""
 
-    def __init__(self, checkpoint=None, model_type='vit_b', prior_size=64, num_classes=NUM_MASK_CLASSES,
+    def __init__(self, checkpoint=None, model_type='vit_b', prior_size=128, num_classes=NUM_MASK_CLASSES,
                  points_per_side=16, upsample_to=256, device=None, model_obj=None, **generator_opts):
         from segment_anything import SamAutomaticMaskGenerator, sam_model_registry
         if model_obj is None:
@@ -232,7 +233,7 @@ class DepthAnythingDepth(PriorExtractor):
     """Depth Anything (`DepthAnythingForDepthEstimation`, hub id or local path). Its output is relative
     inverse depth; we min-max normalise each face to [0, 1] so 1 = nearest, as the FaceMesh prior."""
 
-    def __init__(self, model='LiheYoung/depth-anything-small-hf', prior_size=64, upsample_to=None, device=None,
+    def __init__(self, model='LiheYoung/depth-anything-small-hf', prior_size=128, upsample_to=None, device=None,
                  model_obj=None, processor=None):
         from transformers import AutoImageProcessor, DepthAnythingForDepthEstimation
         self.device = auto_device(device)
