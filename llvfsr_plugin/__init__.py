@@ -24,3 +24,5 @@ from .metrics import *  # noqa: F401,F403,E402
 from .models import *  # noqa: F401,F403,E402
 
 __version__ = '0.1.0'
+
+from .restorer import LLVFSRRestorer  # noqa: E402,F401  (the Python API: restorer.enhance(img))

@@ -28,6 +28,7 @@ import basicsr.test as btest
 import basicsr.train as btrain
 from basicsr.models.base_model import BaseModel
 from basicsr.utils.dist_util import master_only
+from llvfsr_plugin.utils.checkpoint import CONFIG_KEY
 
 _INSTALLED = set()
 _TRAIN = {}  # the train loader and its resumable sampler, set by the CLI's dataloader builder
@@ -71,6 +72,9 @@ class CrashSafeCheckpoints:
         for n, k in zip(nets, keys):
             sd = self.get_bare_model(n).state_dict()
             save[k] = {(key[7:] if key.startswith('module.') else key): v.cpu() for key, v in sd.items()}
+        config = getattr(self, 'checkpoint_config', None)  # LLVFSRModel: what the network needs at inference
+        if config:
+            save[CONFIG_KEY] = config
         atomic_torch_save(save, os.path.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'))
 
     @master_only

@@ -8,6 +8,7 @@
   5. test it (PSNR/SSIM, SR images)                                 basicsr test -opt options/demo/...
   6. paper-style report: table, identity-distance chart, grid       llvfsr-report -> demo_out/report/
   7. inference on new faces, priors computed on the fly             llvfsr-infer  -> demo_out/infer/
+     and on a whole photo (faces found, aligned, pasted back)      llvfsr-infer  -> demo_out/photo/
   8. demo_out/comparison.png (LR | bicubic | LLV-FSR | HR) and demo_out/summary.md, from the report
 
 Run from the repository root: `make demo` (installs first) or `.venv/bin/python scripts/demo.py`.
@@ -19,6 +20,8 @@ import shutil
 import subprocess
 import sys
 import time
+
+import cv2
 
 from llvfsr_plugin.prep.layout import hr_path, lr_path
 
@@ -78,8 +81,14 @@ def main(argv=None):
     os.makedirs(f'{OUT}/infer_in', exist_ok=True)
     for k in val[:4]:
         shutil.copy(f'{DEMO}/images/{k}.jpg', f'{OUT}/infer_in/{k}.jpg')
-    run([py, '-m', 'llvfsr_plugin.infer', '-opt', TEST_OPT, '--input', f'{OUT}/infer_in', '--from-hr', '--lr-size',
-         '16', '--text-dir', f'{DEMO}/text', '--out', f'{OUT}/infer', '--grid'])
+    run([py, '-m', 'llvfsr_plugin.infer', '-opt', TEST_OPT, '--input', f'{OUT}/infer_in', '--from-hr',
+         '--text-dir', f'{DEMO}/text', '--out', f'{OUT}/infer', '--grid'])
+    step('7b/8 a whole photo (skimage\'s astronaut): face found, aligned, restored, pasted back; no YAML, no text')
+    from skimage import data
+    os.makedirs(f'{OUT}/photo_in', exist_ok=True)
+    cv2.imwrite(f'{OUT}/photo_in/astronaut.jpg', data.astronaut()[..., ::-1])
+    run([py, '-m', 'llvfsr_plugin.infer', '-i', f'{OUT}/photo_in', '-o', f'{OUT}/photo', '--model',
+         os.path.join('experiments', NAME, 'models', 'net_g_latest.pth')])
     step('8/8 comparison picture and summary (the report\'s grid and table)')
     shutil.copy(f'{OUT}/report/grid.png', f'{OUT}/comparison.png')
     summary = open(f'{OUT}/report/report.md').read().replace('](', '](report/')
@@ -87,7 +96,7 @@ def main(argv=None):
         f.write(summary)
     print(summary)
     print(f'\ndemo finished in {time.time() - t0:.0f} s; see {OUT}/comparison.png, {OUT}/summary.md, '
-          f'{OUT}/report/report.md and {OUT}/infer/grid.png')
+          f'{OUT}/report/report.md, {OUT}/infer/grid.png and {OUT}/photo/cmp/astronaut.png')
 
 
 if __name__ == '__main__':

@@ -57,6 +57,31 @@ def awaken(net, seed=0, std=0.1):
     return net
 
 
+def identity_checkpoint(folder, lr_size=32, scale=8, priors=('caption', 'mask', 'depth'), config=True, **net_kw):
+    """A self-describing checkpoint of a small LLVFSRArch whose output is its bicubic-upsampled input (the
+    reconstructor zeroed): whole-photo geometry can be checked against the plain upscale. `config=False`: a
+    checkpoint as earlier versions saved it (weights only)."""
+    import torch
+
+    from basicsr.archs import build_network
+    from llvfsr_plugin.utils.checkpoint import CONFIG_KEY
+    net_opt = small_net(priors, scale, **net_kw)
+    net = build_network(dict(net_opt))
+    with torch.no_grad():
+        net.conv_last.weight.zero_()
+        net.conv_last.bias.zero_()
+    state = {'params': net.state_dict()}
+    if config:
+        maps = {p: {'extractor': 'facemesh', 'prior_size': 128, 'upsample_to': 256} for p in ('mask', 'depth')}
+        text = {p: {'extractor': 'file', 'text_encoder': 'minilm', 'text_dim': 384, 'dropout': 0.5}
+                for p in ('caption', 'description')}
+        state[CONFIG_KEY] = {'format': 1, 'network_g': net_opt, 'scale': scale, 'lr_size': lr_size,
+                             'priors': {p: dict(maps, **text)[p] for p in priors}}
+    path = os.path.join(str(folder), f'identity_x{scale}_{lr_size}.pth')
+    torch.save(state, path)
+    return path
+
+
 def write_yaml(path, opt):
     return dump_yaml(path, opt)
 

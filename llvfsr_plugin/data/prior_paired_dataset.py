@@ -168,6 +168,20 @@ class PriorPairedDataset(data.Dataset):
                 pass
         return out
 
+    @staticmethod
+    def lr_size(opt):
+        """The side of the (square) LR images a dataset option names, from the LMDB's meta_info.txt or the
+        first image of a folder; None when it cannot be read."""
+        lq = opt.get('dataroot_lq') or ''
+        try:
+            if os.path.isfile(os.path.join(lq, 'meta_info.txt')):
+                with open(os.path.join(lq, 'meta_info.txt')) as f:
+                    return int(f.readline().split('(')[1].split(',')[0])
+            first = sorted(os.listdir(lq))[0]
+            return cv2.imread(os.path.join(lq, first), cv2.IMREAD_UNCHANGED).shape[0]
+        except (OSError, IndexError, ValueError, AttributeError):
+            return None
+
     # ------------------------------------------------------------------------------------------- loading
     def _load_pair(self, index):
         paths = self.paths[index]

@@ -46,6 +46,29 @@ def check_network_against_data(net_opt, dataset_name, dataset_opt, prior_meta=No
     return notes
 
 
+# store meta fields that describe one dataset's content, not how its priors are made
+DATA_FIELDS = ('content_sha256', 'lr_sha256', 'hr_sha256', 'count', 'keys', 'split', 'created')
+
+
+def checkpoint_config(opt):
+    """What inference needs besides the weights, saved in every checkpoint (`utils.checkpoint.CONFIG_KEY`):
+    the resolved network options, scale, LR face size, and per prior how it was made (the train stores' meta:
+    extractor, its options, text encoder and dims) and its training dropout."""
+    net_opt = dict(opt['network_g'])
+    if net_opt.get('type') == 'LLVFSRArch':
+        net_opt = dict(arch_defaults(), **net_opt)
+        net_opt['priors'] = list(net_opt['priors'])
+    datasets = opt.get('datasets') or {}
+    ds = datasets.get('train') or next(iter(datasets.values()), {})
+    metas = PriorPairedDataset.store_meta(ds)
+    drop = ds.get('prior_dropout') or 0
+    priors = {p: dict({k: v for k, v in metas.get(p, {}).items() if k not in DATA_FIELDS},
+                      dropout=float(drop.get(p, 0) if isinstance(drop, dict) else drop))
+              for p in network_priors(net_opt)}
+    return {'format': 1, 'network_g': net_opt, 'scale': opt.get('scale'), 'lr_size': PriorPairedDataset.lr_size(ds),
+            'priors': priors, 'template': 'celebahq'}
+
+
 @MODEL_REGISTRY.register()
 class LLVFSRModel(CrashSafeCheckpoints, SRModel):
 
@@ -59,6 +82,7 @@ class LLVFSRModel(CrashSafeCheckpoints, SRModel):
             get_root_logger().info(note)
         if opt.get('val'):
             probe_metrics(opt['val'].get('metrics'))
+        self.checkpoint_config = checkpoint_config(opt)
         super().__init__(opt)
         self.prior_keys = batch_keys(self.prior_names)
 

@@ -6,6 +6,10 @@ import torch
 
 from llvfsr_plugin.errors import CheckpointError
 
+# The key of a checkpoint's own configuration (`models.llvfsr_model.checkpoint_config`): network options, scale,
+# LR size, and how each prior was made; checkpoints of earlier versions have none.
+CONFIG_KEY = 'llvfsr_config'
+
 
 def checkpoint_mismatch(expected, loaded, show=4):
     """Human-readable differences between a network's state dict and a checkpoint's."""
@@ -48,10 +52,36 @@ def network_params(state, param_key='params', path='checkpoint'):
     return {k[7:] if k.startswith('module.') else k: v for k, v in sd.items()}
 
 
+def load_model(path, net_opt=None, param_key='params', log=print):
+    """A network built and loaded from a checkpoint alone (its `CONFIG_KEY`), or from `net_opt` (network_g of
+    an option file) for a checkpoint of an earlier version, which is noted through `log`. Returns
+    (network in eval mode, config: the checkpoint's, or one made of `net_opt` with no prior provenance)."""
+    from basicsr.archs import build_network
+    state = read_checkpoint(path)
+    config = state.get(CONFIG_KEY)
+    if config is None:
+        if not net_opt:
+            raise CheckpointError(f'{path} carries no configuration (saved by an earlier version of llvfsr_plugin); '
+                                  f'pass the option file it was trained with (-opt train.yml)')
+        log(f'note: {path} carries no configuration (an earlier version saved it); network from the option file, '
+            f'priors from the default extractors')
+        config = {'format': 0, 'network_g': dict(net_opt), 'scale': net_opt.get('scale'), 'lr_size': None,
+                  'priors': {}}
+    elif net_opt and dict(net_opt) != {k: v for k, v in config['network_g'].items() if k in net_opt}:
+        log(f'note: {path} describes its own network; network_g of the option file is not used')
+    net = build_network(dict(config['network_g']))
+    return load_state(net, state, path, param_key).eval(), config
+
+
 def load_network_params(net, path, param_key='params', strict=True):
     """Load a checkpoint into `net`. With `strict`, a checkpoint of a network with other options fails with
     one message listing the differing parameters (instead of a state_dict traceback)."""
-    sd = network_params(read_checkpoint(path), param_key, path)
+    return load_state(net, read_checkpoint(path), path, param_key, strict)
+
+
+def load_state(net, state, path, param_key='params', strict=True):
+    """`load_network_params` on a checkpoint already read."""
+    sd = network_params(state, param_key, path)
     if strict:
         problems = checkpoint_mismatch(net.state_dict(), sd)
         if problems:

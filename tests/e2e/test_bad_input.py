@@ -118,7 +118,7 @@ def _infer(checkpoint, inp, out, *extra):
 def test_inputs_are_never_overwritten_nor_merged(checkpoint, tmp_path):
     inp = _faces(tmp_path, 2, 'val')
     before = _digest(inp)
-    _one_line_error(_infer(checkpoint, inp, inp), 'llvfsr-infer: error:', 'is the input folder or inside it')
+    _one_line_error(_infer(checkpoint, inp, inp), 'llvfsr-infer: error:', 'is an input folder or inside it')
     _one_line_error(_infer(checkpoint, inp, inp / 'sub'), 'inside it')
     k = demo_keys('val', 1)[0]
     Image.open(inp / f'{k}.jpg').save(inp / f'{k}.png')  # face.jpg + face.png: one key, two files
@@ -134,7 +134,7 @@ def test_inputs_are_never_overwritten_nor_merged(checkpoint, tmp_path):
     os.remove(inp / 'broken.jpg')
     r = _infer(checkpoint, inp, out)
     assert r.returncode == 0 and not (out / 'skipped.txt').exists()  # no stale report of an earlier run
-    _one_line_error(_infer(checkpoint, tmp_path / 'nowhere', out), 'image folder not found')
+    _one_line_error(_infer(checkpoint, tmp_path / 'nowhere', out), 'no such file or folder')
     (tmp_path / 'afile').write_text('x')
     _one_line_error(_infer(checkpoint, inp, tmp_path / 'afile'), '--out', 'is a file')
 

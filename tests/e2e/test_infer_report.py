@@ -96,7 +96,7 @@ def test_infer_from_hr_with_bad_files(checkpoint, tmp_path):
                         '--from-hr', '--lr-size', '16', '--text-dir', f'{DEMO}/text', '--out', str(out), '--grid',
                         '--batch-size', '2'], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert '3/5 faces' in r.stdout and 'skipped 2' in r.stdout
+    assert '3 face(s) restored from 3/5 image(s)' in r.stdout and 'skipped 2' in r.stdout
     for k in keys:
         assert cv2.imread(str(out / f'{k}.png')).shape == (128, 128, 3)
     skipped = (out / 'skipped.txt').read_text()
@@ -104,19 +104,19 @@ def test_infer_from_hr_with_bad_files(checkpoint, tmp_path):
     assert cv2.imread(str(out / 'grid.png')) is not None
 
 
-def test_infer_resizes_other_lr_sizes_and_needs_text(checkpoint, tmp_path):
+def test_infer_aligned_resizes_other_lr_sizes_without_text(checkpoint, tmp_path):
+    """Aligned LR faces of another size are resized to the network's LR size; no text is needed (a checkpoint
+    of an earlier version, whose network uses text: blank text, said so)."""
     inp = tmp_path / 'in'
     inp.mkdir()
     k = demo_keys('val', 1)[0]
     cv2.imwrite(str(inp / f'{k}.png'), cv2.resize(cv2.imread(f'{DEMO}/images/{k}.jpg'), (24, 24),
                                                   interpolation=cv2.INTER_AREA))
-    base = [PY, '-m', 'llvfsr_plugin.infer', '-opt', str(checkpoint / 'opt.yml'), '--input', str(inp), '--lr-size',
-            '16', '--out', str(tmp_path / 'out')]
-    r = subprocess.run(base, capture_output=True, text=True)
-    assert r.returncode != 0 and '--caption file needs --text-dir' in r.stderr
-    r = subprocess.run(base + ['--text-dir', f'{DEMO}/text'], capture_output=True, text=True, timeout=600)
+    r = subprocess.run([PY, '-m', 'llvfsr_plugin.infer', '-opt', str(checkpoint / 'opt.yml'), '--input', str(inp),
+                        '--lr-size', '16', '--aligned', '--out', str(tmp_path / 'out')], capture_output=True, text=True,
+                       timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert 'resized 1 LR input(s) to 16px' in r.stdout
+    assert 'resized 1 aligned input(s) to 16px' in r.stdout and 'without text it gets a blank caption' in r.stdout
     assert cv2.imread(str(tmp_path / 'out' / f'{k}.png')).shape == (128, 128, 3)
 
 
