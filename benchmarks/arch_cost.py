@@ -22,13 +22,17 @@ VARIANTS = [  # (row name, network options)
     ('Model 2 x8 (concat fusion)', dict(scale=8, fusion='concat')),
     ("LLV-FSR x8, upsample 'pre'", dict(scale=8, upsample='pre')),
     ("LLV-FSR x8, transformer 'swin' (8x8 windows)", dict(scale=8, transformer='swin')),
+    ("LLV-FSR x8, body 'hourglass' (C=64 on the neck, SFT)", dict(scale=8, body='hourglass', spatial='sft')),
+    ("LLV-FSR x16, body 'hourglass'", dict(scale=16, body='hourglass', spatial='sft')),
+    ("LLV-FSR x8, prior_tail (SFT at 64, 128, 256)", dict(scale=8, prior_tail=True, spatial='sft')),
+    ("Model 1 x8, body 'hourglass'", dict(scale=8, body='hourglass', priors=[])),
 ]
 
 
 def bench_priors(b):
     """Prior tensors at the sizes of the offline defaults: a one-line caption, a ten-line description,
-    64 x 64 maps."""
-    return fake_priors(b, text_len={'caption': 20, 'description': 128}, size=64)
+    128 x 128 maps (`--prior-size`)."""
+    return fake_priors(b, text_len={'caption': 20, 'description': 128}, size=128)
 
 
 def measure(opts, repeats=5, hr=256):

@@ -169,8 +169,9 @@ def _hr_landmarks(key):
 
 
 def _at(a, xy, size):
-    x, y = int(xy[0] * size), int(xy[1] * size)
-    return a[max(0, y - 1):y + 2, max(0, x - 1):x + 2]
+    """The map around a landmark: a window of ~3/64 of the face side (3x3 at 64, 5x5 at 128)."""
+    x, y, r = int(xy[0] * size), int(xy[1] * size), max(1, size // 64)
+    return a[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1]
 
 
 def test_facemesh_mask_and_depth_on_real_faces():
@@ -189,11 +190,13 @@ def test_facemesh_mask_and_depth_on_real_faces():
         if mm['fallback']:
             continue
         labels, depth = m['mask'], d['depth'].astype(np.float32)
+        n = labels.shape[0]
+        assert n == depth.shape[0] == 128  # the default prior_size
         for iris in (468, 473):  # iris centres of the refined mesh
-            assert eye_labels & set(np.unique(_at(labels, lm[iris], 64))), key
-        assert lip_labels & set(np.unique(_at(labels, lm[13], 64))), key  # upper-lip centre
-        nose = _at(depth, lm[1], 64).mean()
-        cheeks = [_at(depth, lm[i], 64).mean() for i in (234, 454)]  # face sides at cheek height
+            assert eye_labels & set(np.unique(_at(labels, lm[iris], n))), key
+        assert lip_labels & set(np.unique(_at(labels, lm[13], n))), key  # upper-lip centre
+        nose = _at(depth, lm[1], n).mean()
+        cheeks = [_at(depth, lm[i], n).mean() for i in (234, 454)]  # face sides at cheek height
         assert nose > max(cheeks) + 0.2, (key, nose, cheeks)
         checked += 1
     assert checked >= 5
@@ -201,7 +204,7 @@ def test_facemesh_mask_and_depth_on_real_faces():
 
 def test_facemesh_fallback_is_flagged():
     (m, meta), = build_extractor('mask', 'facemesh').extract([Sample('blank', np.full((16, 16, 3), 128, np.uint8))])
-    assert meta['fallback'] is True and m['mask'].shape == (64, 64) and m['mask'].max() > 0  # the mean face
+    assert meta['fallback'] is True and m['mask'].shape == (128, 128) and m['mask'].max() > 0  # the mean face
 
 
 def test_minilm_embeddings_real_captions():
