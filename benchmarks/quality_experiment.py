@@ -8,16 +8,23 @@ from the HR face (is the LR prior's quality the limit?).
 
   python benchmarks/quality_experiment.py --iters 1500 --rows model1 llvfsr_lr llvfsr_oracle
   python benchmarks/quality_experiment.py --quick   # 200 iterations, 200 train faces: a smoke run
-  python benchmarks/quality_experiment.py --seeds 0 1 2 --rows model1 llvfsr_lr   # per-seed paired reports
+  # where the priors meet the features (issue 13): today's body, + SFT prior tail, the hourglass, each with
+  # its own Model 1; 128 px HR crops in training (whole faces in validation), maps at 128 px
+  python benchmarks/quality_experiment.py --out runs/x8 --scale 8 --train 1000 --val 100 --iters 600 \
+      --gt-size 128 --rows model1 llvfsr_lr llvfsr_tail hg_model1 llvfsr_hg --seeds 0 1 2
 
-Rerunning with the same --out reuses the prepared data and every row already trained for --iters (so a
-report over a subset of rows, or one more row, costs only what is new).
+Rerunning with the same --out reuses the prepared data and every row already trained for --iters, and resumes
+a row whose training was stopped (checkpoints every 100 iterations), so a report over a subset of rows, one
+more row or one more seed costs only what is new.
 
-Data: ../shared/data/celebahq256 train -> val (the CelebA identity split), HR --hr-size (128: x8 = 16 px
-LR; 256: the paper's 32 px), priors from the LR faces with the offline extractors. Results: the report of
-llvfsr-report (PSNR, SSIM, NIQE, identity distance, face-region PSNR; LPIPS where its weights exist; every
-face's scores; each row minus Model 1 per face with a 95 % bootstrap interval) per seed in <out>/report
-(seed 0) or <out>/report_s<seed>/, and each row's train minutes in <out>/timing.json.
+Data: ../shared/data/celebahq256 train -> val (the CelebA identity split), HR --hr-size (256: the paper's
+geometry, x8 = 32 px and x16 = 16 px LR), priors from the LR faces with the offline extractors at
+--prior-size. Results: the report of llvfsr-report (PSNR, SSIM, NIQE, identity distance, face-region PSNR;
+LPIPS where its weights exist; every face's scores; each row minus Model 1 per face with a 95 % bootstrap
+interval) per seed in <out>/report (seed 0) or <out>/report_s<seed>/; summary.md / summary.json: per seed,
+each prior row minus the Model 1 of its own geometry, every row minus today's Model 1 and each prior row
+minus today's default (llvfsr_lr), per face with 95 % bootstrap intervals; train minutes in timing.json (wall
+minutes: a busy machine inflates them; per-step cost comes from bench_speed.py).
 """
 import argparse
 import csv
@@ -207,8 +214,8 @@ SUMMARY_METRICS = ('psnr', 'face_psnr', 'ssim', 'id_dist')
 
 def summarize(out, seeds):
     """summary.json / summary.md: per seed, every prior row minus Model 1 of its geometry (its `reference`,
-    default 'model1') and every row minus today's default (llvfsr_lr), per face with 95 % bootstrap intervals;
-    only pairs whose rows both have a report in that seed."""
+    default 'model1'), every row minus today's Model 1 and every prior row minus today's default (llvfsr_lr),
+    per face with 95 % bootstrap intervals; only pairs whose rows both have a report in that seed."""
     result, lines = {}, ['| seed | row | minus | ' + ' | '.join(f'{m} (95 % CI)' for m in SUMMARY_METRICS) + ' |',
                          '|' + '---|' * (3 + len(SUMMARY_METRICS))]
     for seed in seeds:
@@ -220,6 +227,7 @@ def summarize(out, seeds):
             if a is None:
                 continue
             refs = {row_extra(row).get('reference', 'model1')} if ROWS[row][2] else set()
+            refs |= {'model1'} if row != 'model1' else set()  # the geometry alone (hg_model1) against today's
             refs |= {'llvfsr_lr'} if ROWS[row][2] and row != 'llvfsr_lr' else set()
             for ref in sorted(refs):
                 b = scores.get(ROWS[ref][0])

@@ -42,7 +42,8 @@ def example_inputs(net, lr_size, batch=1, text_len=8, prior_size=None):
 
 
 def export(net, out, lr_size, formats=('torchscript', 'onnx'), atol=1e-3, log=print):
-    """Write <out>/llvfsr.ts and/or <out>/llvfsr.onnx and <out>/inputs.json; returns {format: max |diff|}."""
+    """Write <out>/llvfsr.ts and/or <out>/llvfsr.onnx and <out>/inputs.json; returns {format: max |diff|}.
+    `net` is put in eval mode and the contiguous memory layout (the exported graphs compute the same)."""
     os.makedirs(out, exist_ok=True)
     net = net.eval()
     if getattr(net, 'channels_last', False):  # plain layouts export cleanly; results are the same

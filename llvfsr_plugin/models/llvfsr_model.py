@@ -50,17 +50,18 @@ def check_network_against_data(net_opt, dataset_name, dataset_opt, prior_meta=No
 DATA_FIELDS = ('content_sha256', 'lr_sha256', 'hr_sha256', 'count', 'keys', 'split', 'created')
 
 
-def checkpoint_config(opt):
+def checkpoint_config(opt, store_metas):
     """What inference needs besides the weights, saved in every checkpoint (`utils.checkpoint.CONFIG_KEY`):
     the resolved network options, scale, LR face size, and per prior how it was made (the train stores' meta:
-    extractor, its options, text encoder and dims) and its training dropout."""
+    extractor, its options, text encoder and dims) and its training dropout. `store_metas`: {dataset name:
+    {prior: store meta}}."""
     net_opt = dict(opt['network_g'])
     if net_opt.get('type') == 'LLVFSRArch':
         net_opt = dict(arch_defaults(), **net_opt)
         net_opt['priors'] = list(net_opt['priors'])
     datasets = opt.get('datasets') or {}
-    ds = datasets.get('train') or next(iter(datasets.values()), {})
-    metas = PriorPairedDataset.store_meta(ds)
+    name = 'train' if 'train' in datasets else next(iter(datasets), None)
+    ds, metas = datasets.get(name, {}), store_metas.get(name, {})
     drop = ds.get('prior_dropout') or 0
     priors = {p: dict({k: v for k, v in metas.get(p, {}).items() if k not in DATA_FIELDS},
                       dropout=float(drop.get(p, 0) if isinstance(drop, dict) else drop))
@@ -75,14 +76,15 @@ class LLVFSRModel(CrashSafeCheckpoints, SRModel):
     def __init__(self, opt):
         net_opt = opt['network_g']
         self.prior_names = network_priors(net_opt)
-        notes = []
+        notes, metas = [], {}
         for name, ds_opt in opt.get('datasets', {}).items():
-            notes += check_network_against_data(net_opt, name, ds_opt, PriorPairedDataset.store_meta(ds_opt))
+            metas[name] = PriorPairedDataset.store_meta(ds_opt)
+            notes += check_network_against_data(net_opt, name, ds_opt, metas[name])
         for note in notes:
             get_root_logger().info(note)
         if opt.get('val'):
             probe_metrics(opt['val'].get('metrics'))
-        self.checkpoint_config = checkpoint_config(opt)
+        self.checkpoint_config = checkpoint_config(opt, metas)
         super().__init__(opt)
         self.prior_keys = batch_keys(self.prior_names)
 
