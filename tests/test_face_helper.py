@@ -106,3 +106,11 @@ def test_aligned_input_and_bgr_order(tmp_path):
     lrs, srs, out = r.enhance(face, has_aligned=True)
     assert lrs[0].shape == (32, 32, 3) and out.shape == (256, 256, 3)
     assert torch.nn.functional.l1_loss(torch.tensor(out, dtype=torch.float), torch.tensor(face, dtype=torch.float)) < 12
+
+
+def test_cuda_asked_for_without_cuda_is_one_clear_error(tmp_path):
+    from llvfsr_plugin.errors import OptionError
+    if torch.cuda.is_available():
+        pytest.skip('this machine has CUDA: the refusal is for machines without it')
+    with pytest.raises(OptionError, match='CUDA is not available here; use --device cpu'):
+        LLVFSRRestorer(identity_checkpoint(tmp_path), device='cuda', log=lambda m: None)
