@@ -271,7 +271,12 @@ class CapAFiLM(nn.Module):
         return feat * (1 + gamma) + beta
 
 
-class DesA(nn.Module):
+class _HeadsMixin:
+    def _heads(self, t):  # [B, N, C] -> [B, h, N, d]
+        return t.reshape(t.shape[0], t.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
+
+
+class DesA(_HeadsMixin, nn.Module):
     """DesA: cross-attention, queries from the description E_D, keys/values from the LR feature (Sec. 3.2).
 
     Gather: Z = softmax(Q_text K_pix^T / sqrt(d)) V_pix   ([B, h, T, d]); read-out: each pixel attends over
@@ -286,9 +291,6 @@ class DesA(nn.Module):
         self.kv_pix = nn.Conv2d(dim, dim * 2, 1)
         self.q_pix = nn.Conv2d(dim, dim, 1)
         self.proj = nn.Conv2d(dim, dim, 1)
-
-    def _heads(self, t):  # [B, N, C] -> [B, h, N, d]
-        return t.reshape(t.shape[0], t.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
 
     def forward(self, feat, description):
         """description: (tokens [B, T, C], mask [B, T] bool, True = real token)."""
@@ -314,7 +316,7 @@ def fusion_convs(dim, n_inputs):
                          zero_init(nn.Conv2d(dim, dim, 3, padding=1, groups=dim)))
 
 
-class DesAQuery(nn.Module):
+class DesAQuery(_HeadsMixin, nn.Module):
     """DesA, `desa: query`: every pixel queries the description tokens (Q = pixels, K / V = text, padded
     tokens masked), so the text's content, not only its attention weights, reaches the features. O(N T d)."""
 
@@ -328,9 +330,8 @@ class DesAQuery(nn.Module):
     def forward(self, feat, description):
         tokens, mask = description
         b, c, hh, ww = feat.shape
-        heads = DesA._heads
-        q = heads(self, self.q_pix(feat).flatten(2).transpose(1, 2).contiguous())  # [B, h, N, d]
-        k, v = (heads(self, t.contiguous()) for t in self.kv_text(tokens).chunk(2, dim=-1))  # [B, h, T, d]
+        q = self._heads(self.q_pix(feat).flatten(2).transpose(1, 2).contiguous())  # [B, h, N, d]
+        k, v = (self._heads(t.contiguous()) for t in self.kv_text(tokens).chunk(2, dim=-1))  # [B, h, T, d]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
         return self.proj(out.transpose(1, 2).reshape(b, hh * ww, c).transpose(1, 2).reshape(b, c, hh, ww))
 
