@@ -574,7 +574,8 @@ class LLVFSRArch(nn.Module):
         for i in range(len(self.blocks)):
             feat = self.stage(i, feat, enc)
         feat = self.conv_after_body(feat) + feat0
-        maps = {p: self.map_input(priors, p).to(feat.dtype) for p in self.priors if PRIORS[p].kind == 'map'}
+        maps = {p: self.map_input(priors, p).to(feat.dtype) for p in self.priors
+                if PRIORS[p].kind == 'map'} if self.tail_mods is not None else None
         for i in range(self.tail_steps):
             feat = self.upsampler[3 * i:3 * i + 3](feat)  # conv, PixelShuffle(2), LeakyReLU: one x2
             if self.tail_mods is not None:
