@@ -32,6 +32,14 @@ def _all_stores(root):
     return sorted(os.path.relpath(p, root) for p in glob.glob(f'{root}/*/*.lmdb') + glob.glob(f'{root}/*/*/*.lmdb'))
 
 
+def _mtime(path):
+    """A file's mtime, 0 when it is gone: a store finalised between the glob and the stat loses its .partial."""
+    try:
+        return os.path.getmtime(path)
+    except FileNotFoundError:
+        return 0
+
+
 def test_prep_survives_sigkill_at_random_moments(tiny_root, tmp_path):
     """10 SIGKILLs at random moments of make_dataset + extract_priors, then a rerun: every LMDB equals the
     uninterrupted build (the tiny_root fixture, same inputs) key for key, byte for byte, and validates."""
@@ -49,14 +57,14 @@ def test_prep_survives_sigkill_at_random_moments(tiny_root, tmp_path):
         # wait until this run writes to some store, then kill at a random moment of that write
         started = time.time()
         while p.poll() is None and not [x for x in glob.glob(f'{root}/**/*.partial/data.mdb', recursive=True)
-                                        if os.path.getmtime(x) > started]:
+                                        if _mtime(x) > started]:
             time.sleep(0.01)
         if p.poll() is not None:  # everything finished before a write was caught: start over from nothing
             shutil.rmtree(root, ignore_errors=True)
             continue
         time.sleep(rng.uniform(0, 0.15) if kills < 3 else rng.uniform(0, 1.0))  # the image LMDBs take ~1 s
         phases |= {os.path.basename(os.path.dirname(x)).split('.')[0]
-                   for x in glob.glob(f'{root}/**/*.partial/data.mdb', recursive=True) if os.path.getmtime(x) > started}
+                   for x in glob.glob(f'{root}/**/*.partial/data.mdb', recursive=True) if _mtime(x) > started}
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
         kills += 1
