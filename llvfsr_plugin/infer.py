@@ -37,6 +37,7 @@ from llvfsr_plugin.prep.images import (
 )
 from llvfsr_plugin.priors.cli_args import extractor_help, parse_kv
 from llvfsr_plugin.priors.contract import PRIORS
+from llvfsr_plugin.priors.extractors.text_extractors import read_text_file
 from llvfsr_plugin.restorer import LLVFSRRestorer
 from llvfsr_plugin.utils.vis import imwrite_rgb, make_grid
 
@@ -117,12 +118,10 @@ def read_opt(path):
 def text_for(args, key):
     """{prior: text} for one input from --caption / --description / --text-dir (None: no text)."""
     text = {'caption': args.caption, 'description': args.description}
-    if args.text_dir:
-        path = os.path.join(args.text_dir, key + '.txt')
-        if os.path.isfile(path):
-            lines = [ln.strip() for ln in open(path, encoding='utf-8') if ln.strip()]
-            if lines:
-                text = {'caption': text['caption'] or lines[0], 'description': text['description'] or ' '.join(lines)}
+    path = os.path.join(args.text_dir, key + '.txt') if args.text_dir else None
+    if path and os.path.isfile(path):  # the prep defaults' policies (priors.cli_args.DEFAULTS), one reader
+        text = {'caption': text['caption'] or read_text_file(path, 'first', key),
+                'description': text['description'] or read_text_file(path, 'all', key)}
     return {k: v for k, v in text.items() if v} or None
 
 
