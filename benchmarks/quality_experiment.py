@@ -57,11 +57,14 @@ MD = ['mask', 'depth']
 ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: iters, batch, hr_maps, reference])
     'model1': ('Model 1 (no priors)', net([]), [], 'LLVFSRModel'),
     'llvfsr_lr': ('LLV-FSR, LR priors (mask+depth)', net(MD), MD, 'LLVFSRModel'),
+    'llvfsr_sft': ('LLV-FSR, LR priors, SFT SegA/DepA', net(MD, spatial='sft'), MD, 'LLVFSRModel'),
     'llvfsr_tail': ('LLV-FSR, LR priors, SFT prior tail', net(MD, prior_tail=True, spatial='sft'), MD, 'LLVFSRModel'),
     'hg_model1': ('Model 1, hourglass', net([], **HOURGLASS), [], 'LLVFSRModel'),
     'llvfsr_hg': ('LLV-FSR, LR priors, hourglass', net(MD, **HOURGLASS), MD, 'LLVFSRModel',
                   {'reference': 'hg_model1'}),
     'llvfsr_oracle': ('LLV-FSR + oracle text', net(ALL), ALL, 'LLVFSRModel'),
+    'llvfsr_oracle_ft': ('LLV-FSR + oracle text, CapA film, DesA query', net(ALL, capa='film', desa='query'), ALL,
+                         'LLVFSRModel'),
     'model2': ('Model 2 (concat) + oracle text', net(ALL, 'concat'), ALL, 'LLVFSRModel'),
     'edsr': ('EDSR (16x64)', O.baseline_network_opt('EDSR', 8), [], 'SRModel'),  # x8 only
     'llvfsr_swin': ('LLV-FSR, LR priors, Swin block', net(MD, transformer='swin', window_size=8), MD, 'LLVFSRModel'),
