@@ -1,6 +1,7 @@
 """Super-resolve faces with a trained LLV-FSR: whole photos (every face found, aligned, restored, pasted back) or
 aligned face crops. A thin command over `llvfsr_plugin.restorer.LLVFSRRestorer`.
 
+  llvfsr-infer -i photo.jpg -o out/                                          # the released x8 model
   llvfsr-infer -i photo.jpg -o out/ --model net_g_latest.pth                 # whole photo(s): file, folder, glob
   llvfsr-infer -i 'photos/*.png' -o out/ --model net.pth --upscale 4
   llvfsr-infer -i faces/ -o out/ --model net.pth --aligned                    # aligned face crops (LR or larger)
@@ -39,6 +40,7 @@ from llvfsr_plugin.priors.cli_args import extractor_help, parse_kv
 from llvfsr_plugin.priors.contract import PRIORS
 from llvfsr_plugin.priors.extractors.text_extractors import read_text_file
 from llvfsr_plugin.restorer import LLVFSRRestorer
+from llvfsr_plugin.utils.checkpoint import default_model
 from llvfsr_plugin.utils.vis import imwrite_rgb, make_grid
 
 
@@ -48,7 +50,8 @@ def build_parser():
     ap.add_argument('-i', '--input', required=True, help='an image, a folder, or a glob (quoted); never written to')
     ap.add_argument('-o', '--out', required=True, help='output folder (not the input folder nor inside it)')
     ap.add_argument('--model', '--ckpt', dest='model', default=None,
-                    help='checkpoint (default: path.pretrain_network_g of -opt)')
+                    help='checkpoint (default: path.pretrain_network_g of -opt, else the released x8 model, '
+                    'experiments/pretrained_models/LLVFSR_x8_celebahq256.pth)')
     ap.add_argument('-opt', default=None, help='option YAML with network_g: only for checkpoints of earlier versions')
     ap.add_argument('--param-key', default='params', help='params | params_ema')
     ap.add_argument('--aligned', action='store_true', help='inputs are aligned face crops (LR, or larger: downscaled)')
@@ -128,9 +131,7 @@ def text_for(args, key):
 def run(args):
     files = input_files(args.input, args.out)
     opt = read_opt(args.opt) if args.opt else {}
-    model = args.model or (opt.get('path') or {}).get('pretrain_network_g')
-    if not model:
-        raise OptionError('no checkpoint: pass --model (or -opt with path.pretrain_network_g)')
+    model = args.model or (opt.get('path') or {}).get('pretrain_network_g') or default_model()
     requested = {p: (getattr(args, p), parse_kv(getattr(args, f'{p}_opt'), f'--{p}-opt'))
                  for p, s in PRIORS.items() if s.kind == 'map' and (getattr(args, p) or getattr(args, f'{p}_opt'))}
     try:

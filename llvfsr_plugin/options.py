@@ -24,6 +24,7 @@ from llvfsr_plugin.priors.contract import PAPER_PRIORS, check_prior_names
 
 PSNR = {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': True}
 SSIM = {'type': 'calculate_ssim', 'crop_border': 0, 'test_y_channel': True}
+FACE_PSNR = {'type': 'calculate_face_psnr'}  # PSNR-Y inside the HR face's FaceMesh oval (not in the paper)
 # Table 1's other metrics and Fig. 7's identity distance (llvfsr_plugin/metrics/face_metric.py)
 TEST_METRICS = {
     'lpips': {'type': 'calculate_lpips', 'better': 'lower'},

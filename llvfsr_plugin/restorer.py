@@ -1,7 +1,7 @@
 """LLVFSRRestorer: a trained LLV-FSR on faces as users have them, shaped like GFPGANer / RealESRGANer.
 
     from llvfsr_plugin import LLVFSRRestorer
-    restorer = LLVFSRRestorer('net_g_latest.pth')                   # the checkpoint alone describes the network
+    restorer = LLVFSRRestorer()                  # the released x8 model; or LLVFSRRestorer('net_g_latest.pth')
     faces_lr, faces_sr, restored = restorer.enhance(cv2.imread('photo.jpg'))   # BGR in, BGR out
 
 Whole photos: every face is detected, aligned to the training template (the CelebA-HQ crop), its aligned crop
@@ -26,7 +26,7 @@ from llvfsr_plugin.priors.cli_args import DEFAULTS
 from llvfsr_plugin.priors.contract import PRIORS, blank_like, collate, text_arrays, to_tensors
 from llvfsr_plugin.priors.extractors import EXTRACTORS, Sample, build_extractor
 from llvfsr_plugin.priors.extractors.text_extractors import build_text_encoder
-from llvfsr_plugin.utils.checkpoint import load_model
+from llvfsr_plugin.utils.checkpoint import default_model, load_model
 
 
 def extractor_options(prior, name, meta):
@@ -51,7 +51,7 @@ def pick_device(device=None):
 
 class LLVFSRRestorer:
     """Args:
-        model_path (str): an LLV-FSR checkpoint (`net_g_*.pth`).
+        model_path (str): an LLV-FSR checkpoint (`net_g_*.pth`); None: the released x8 model (README "Model zoo").
         device (str): 'cpu', 'cuda', 'cuda:1' ...; default: CUDA when available.
         upscale (float): output size of whole photos relative to the input.
         half (bool): run the network in fp16 (CUDA) / bf16 (CPU).
@@ -64,11 +64,11 @@ class LLVFSRRestorer:
         log (callable): where notes go (one line each).
     """
 
-    def __init__(self, model_path, device=None, upscale=2, half=False, net_opt=None, extractors=None,
+    def __init__(self, model_path=None, device=None, upscale=2, half=False, net_opt=None, extractors=None,
                  allow_extractor_mismatch=False, min_face=16, bg_upsampler='bicubic', lr_size=None, text_encoder=None,
                  log=print):
         self.device, self.upscale, self.log = pick_device(device), upscale, log
-        self.net, self.config = load_model(model_path, net_opt, log=log)
+        self.net, self.config = load_model(model_path or default_model(), net_opt, log=log)
         self.net.to(self.device)
         self.scale = int(self.config.get('scale') or self.net.scale)
         self.lr_size = int(lr_size or self.config.get('lr_size') or 256 // self.scale)

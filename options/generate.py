@@ -3,7 +3,10 @@
 settings), so every variant differs from it only where its header says. Dataset, network and test option
 dicts come from the one option builder (`llvfsr_plugin.options`).
 
-  python options/generate.py        # rewrites options/{train,test}_x16.yml, test_x8.yml, ablations/, baselines/
+  python options/generate.py   # rewrites options/{train,test}_x16.yml, test_x8*.yml, release/, ablations/, baselines/
+
+The released models (README "Model zoo") train with options/release/train_*.yml on the CelebA-HQ faces of
+../shared/data/celebahq256 (prep: README "Model zoo"); options/test_x8.yml / test_x16.yml evaluate them.
 """
 import copy
 import os
@@ -16,6 +19,27 @@ from llvfsr_plugin.priors.contract import PAPER_PRIORS
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = 'datasets/mmcelebahq'
 SPLIT = {'train': 'train', 'val': 'test'}  # dataset phase -> split folder of the MMCelebA-HQ root
+# The released models: priors a user has without text (LR-derived mask and depth, the offline extractors),
+# HR crops of 128 in training (whole faces in validation and test), batch 8, CPU-sized loaders, and the
+# quality experiment's network size (C = 32, L = 4: what its seeds measured; a step costs ~1/4 of the paper's
+# C = 64, L = 7 on CPU, so a CPU budget trains it ~4x longer). train_x8.yml's size is one option away.
+RELEASE_DATA = 'datasets/celebahq256'
+RELEASE_SPLIT = {'train': 'train', 'val': 'val'}
+RELEASE_PRIORS = ['mask', 'depth']
+RELEASE_NET = {'num_feat': 32, 'num_blocks': 4, 'num_heads': 2,
+               'spatial': 'gate'}  # the variant chosen by the quality experiment (README "Status")
+RELEASE_ITERS = {8: 2000, 16: 2000}
+ZOO = 'experiments/pretrained_models'
+RELEASES = {  # name: (scale, priors)
+    'LLVFSR_x8_celebahq256': (8, RELEASE_PRIORS),
+    'LLVFSR_x16_celebahq256': (16, RELEASE_PRIORS),
+    'Model1_x8_celebahq256': (8, []),
+}
+PAPER_TEST = """The paper's setting (MMCelebA-HQ test split, the four priors, options/train_x{s}.yml) is
+options/test_x{s}_paper.yml; its data paths:
+  dataroot_gt: datasets/mmcelebahq/test/hr.lmdb
+  dataroot_lq: datasets/mmcelebahq/test/lr_x{s}.lmdb
+  prior_roots: datasets/mmcelebahq/test/priors_x{s}/{{caption,description,mask,depth}}.lmdb"""
 
 
 def load(name):
@@ -28,12 +52,12 @@ def dump(rel, opt, header):
                 f'that file or the generator.\n{header}')
 
 
-def at_scale(opt, scale):
+def at_scale(opt, scale, data=DATA, split=SPLIT):
     opt = copy.deepcopy(opt)
     opt['scale'] = scale
     opt['network_g']['scale'] = scale
     for phase, ds in opt['datasets'].items():
-        paths = O.dataset_opt(DATA, SPLIT[phase], scale, ds.get('priors') or ())
+        paths = O.dataset_opt(data, split[phase], scale, ds.get('priors') or ())
         ds.update({k: paths[k] for k in ('dataroot_gt', 'dataroot_lq', 'prior_roots') if k in ds})
     opt['name'] = opt['name'].replace('_x8_', f'_x{scale}_')
     return opt
@@ -61,12 +85,38 @@ def baseline(opt, arch, scale):
     return o
 
 
+def release(x8, name, scale, priors):
+    """The training options of a released model: train_x8.yml's network and optimiser on celebahq256."""
+    o = with_priors(at_scale(x8, scale, RELEASE_DATA, RELEASE_SPLIT), priors)
+    o['name'] = name
+    o['network_g'].update(RELEASE_NET)
+    o['datasets']['train'].update(name='celebahq256_train', gt_size=128, batch_size_per_gpu=8, num_worker_per_gpu=1)
+    o['datasets']['val']['name'] = 'celebahq256_val'
+    iters = RELEASE_ITERS[scale]
+    o['train'].update(total_iter=iters, scheduler={'type': 'MultiStepLR', 'milestones': [iters], 'gamma': 1.0})
+    o['val']['val_freq'] = iters
+    o['logger'].update(print_freq=50, save_checkpoint_freq=250, use_tb_logger=False)
+    return o
+
+
 def main():
     x8 = load('train_x8.yml')
     x16 = at_scale(x8, 16)
     dump('train_x16.yml', x16, 'x16 (16 -> 256): scale, LR and prior paths differ from train_x8.yml.')
-    dump('test_x8.yml', O.test_opt(x8), 'Test the model trained by train_x8.yml on the MMCelebA-HQ test split.')
-    dump('test_x16.yml', O.test_opt(x16), 'Test the model trained by train_x16.yml.')
+    dump('test_x8_paper.yml', O.test_opt(x8), 'Test the model trained by train_x8.yml on the MMCelebA-HQ test split.')
+    dump('test_x16_paper.yml', O.test_opt(x16), 'Test the model trained by train_x16.yml.')
+    metrics = {'psnr': O.PSNR, 'ssim': O.SSIM, **O.TEST_METRICS, 'face_psnr': O.FACE_PSNR}
+    for name, (scale, priors) in RELEASES.items():
+        o = release(x8, name, scale, priors)
+        dump(f'release/train_{name}.yml', o, f'Train the released {name} (README "Model zoo"): train_x8.yml\'s '
+             f'optimiser and network at C = 32, L = 4, priors {priors or "none (Model 1)"}, on the celebahq256 faces.')
+        test = O.test_opt(o, ckpt=f'{ZOO}/{name}.pth', metrics=metrics)
+        test['val']['save_img'] = True
+        if name.startswith('LLVFSR'):
+            dump(f'test_x{scale}.yml', test, f'Evaluate the released {name} ({ZOO}/) on the 300 celebahq256 val faces '
+                 f'(prep: README "Model zoo").\n' + PAPER_TEST.format(s=scale))
+        else:
+            dump(f'release/test_{name}.yml', test, f'Evaluate the released {name} on the 300 celebahq256 val faces.')
     abl = {
         'model1_no_priors': (with_priors(x8, []), 'Table 2 Model 1: same backbone, no priors, no fusion blocks.'),
         'model2_concat': (dict(copy.deepcopy(x8), network_g=dict(x8['network_g'], fusion='concat')),

@@ -1,4 +1,5 @@
 """Checkpoint loading, in one place: LLVFSRModel (training, test) and inference load networks through it."""
+import os
 import pickle
 import zipfile
 
@@ -9,6 +10,19 @@ from llvfsr_plugin.errors import CheckpointError
 # The key of a checkpoint's own configuration (`models.llvfsr_model.checkpoint_config`): network options, scale,
 # LR size, and how each prior was made; checkpoints of earlier versions have none.
 CONFIG_KEY = 'llvfsr_config'
+# The released models (README "Model zoo", `python -m llvfsr_plugin.release`) ship in the repository, BasicSR's
+# habit; inference uses the x8 one when no checkpoint is given.
+ZOO = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'experiments',
+                   'pretrained_models')
+DEFAULT_MODEL = os.path.join(ZOO, 'LLVFSR_x8_celebahq256.pth')
+
+
+def default_model():
+    """The released x8 model's path, or a CheckpointError saying where it was looked for."""
+    if not os.path.isfile(DEFAULT_MODEL):
+        raise CheckpointError(f'no checkpoint given and the released x8 model is not at {DEFAULT_MODEL} (it ships '
+                              f'in the repository: run from a clone, or pass --model)')
+    return DEFAULT_MODEL
 
 
 def checkpoint_mismatch(expected, loaded, show=4):
