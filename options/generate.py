@@ -27,7 +27,7 @@ RELEASE_DATA = 'datasets/celebahq256'
 RELEASE_SPLIT = {'train': 'train', 'val': 'val'}
 RELEASE_PRIORS = ['mask', 'depth']
 RELEASE_NET = {'num_feat': 32, 'num_blocks': 4, 'num_heads': 2,
-               'spatial': 'gate'}  # the variant chosen by the quality experiment (README "Status")
+               'spatial': 'sft'}  # the variant chosen by the quality experiment (README "Status")
 RELEASE_ITERS = {8: 2000, 16: 2000}
 ZOO = 'experiments/pretrained_models'
 RELEASES = {  # name: (scale, priors)
