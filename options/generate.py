@@ -89,7 +89,7 @@ def release(x8, name, scale, priors):
     """The training options of a released model: train_x8.yml's network and optimiser on celebahq256."""
     o = with_priors(at_scale(x8, scale, RELEASE_DATA, RELEASE_SPLIT), priors)
     o['name'] = name
-    o['network_g'].update(RELEASE_NET)
+    o['network_g'].update({k: v for k, v in RELEASE_NET.items() if priors or k != 'spatial'})  # Model 1: no SegA
     o['datasets']['train'].update(name='celebahq256_train', gt_size=128, batch_size_per_gpu=8, num_worker_per_gpu=1)
     o['datasets']['val']['name'] = 'celebahq256_val'
     iters = RELEASE_ITERS[scale]
