@@ -3,7 +3,7 @@ PY := .venv/bin/python
 # this clone's package first, even when a shared cached venv's editable install points at another clone
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench clean zoo-data
 install:
 	@scripts/install.sh
 
@@ -23,8 +23,16 @@ test-fast: install
 lint: install
 	$(PY) -m ruff check .
 
+# the 300 celebahq256 val faces as options/test_x8.yml / test_x16.yml read them (README "Model zoo")
+CELEBAHQ ?= ../shared/data/celebahq256
+zoo-data: install
+	$(PY) datasets_prep/make_dataset.py --hr-dir $(CELEBAHQ)/images/val --split-csv $(CELEBAHQ)/index.csv \
+		--splits val --out datasets/celebahq256 --scales 8 16
+	$(PY) datasets_prep/extract_priors.py --root datasets/celebahq256 --splits val --scales 8 16 --priors mask depth
+
 bench: install
 	$(PY) benchmarks/bench_speed.py --quick
 
-clean:
-	rm -rf demo_out experiments results tb_logger .pytest_cache
+clean:  # keeps experiments/pretrained_models (the released models are tracked files)
+	rm -rf demo_out results tb_logger .pytest_cache
+	find experiments -mindepth 1 -maxdepth 1 ! -name pretrained_models -exec rm -rf {} + 2>/dev/null || true

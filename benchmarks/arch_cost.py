@@ -18,6 +18,7 @@ from llvfsr_plugin.priors.contract import fake_priors
 VARIANTS = [  # (row name, network options)
     ('LLV-FSR x8 (default)', dict(scale=8)),
     ('LLV-FSR x16 (default)', dict(scale=16)),
+    ("LLV-FSR x8, SegA/DepA 'sft' (the released models' variant)", dict(scale=8, spatial='sft')),
     ('Model 1 x8 (no priors)', dict(scale=8, priors=[])),
     ('Model 2 x8 (concat fusion)', dict(scale=8, fusion='concat')),
     ("LLV-FSR x8, upsample 'pre'", dict(scale=8, upsample='pre')),

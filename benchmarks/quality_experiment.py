@@ -212,7 +212,7 @@ def per_face(out, seed):
     return scores
 
 
-SUMMARY_METRICS = ('psnr', 'face_psnr', 'ssim', 'id_dist')
+SUMMARY_METRICS = ('psnr', 'face_psnr', 'ssim', 'lpips', 'id_dist')
 
 
 def summarize(out, seeds):

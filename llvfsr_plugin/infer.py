@@ -163,6 +163,9 @@ def summary(args, restorer, s):
              f"-> {args.out} in {s['seconds']:.1f}s ({per_face:.2f} s/face incl. detection and priors) on "
              f"{restorer.device}{' (' + str(restorer.dtype).split('.')[-1] + ')' if restorer.dtype else ''}; "
              f'x{restorer.scale} network: each face is seen at {restorer.lr_size} px']
+    rel = restorer.config.get('release')
+    lines.append(f'[infer] model: {restorer.model_path}' + (f" (released: {rel.get('iters')} iterations on "
+                                                             f"{rel.get('data')})" if rel else ''))
     if s['large']:
         lines.append(f"[infer] {s['large']} face(s) are over twice the network's LR size in the photo: their detail "
                      f'above {restorer.lr_size} px is not used (an x{restorer.scale} network restores faces of about '

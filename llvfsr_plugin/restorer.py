@@ -68,7 +68,8 @@ class LLVFSRRestorer:
                  allow_extractor_mismatch=False, min_face=16, bg_upsampler='bicubic', lr_size=None, text_encoder=None,
                  log=print):
         self.device, self.upscale, self.log = pick_device(device), upscale, log
-        self.net, self.config = load_model(model_path or default_model(), net_opt, log=log)
+        self.model_path = model_path or default_model()
+        self.net, self.config = load_model(self.model_path, net_opt, log=log)
         self.net.to(self.device)
         self.scale = int(self.config.get('scale') or self.net.scale)
         self.lr_size = int(lr_size or self.config.get('lr_size') or 256 // self.scale)

@@ -8,7 +8,8 @@
   5. test it (PSNR/SSIM, SR images)                                 basicsr test -opt options/demo/...
   6. paper-style report: table, identity-distance chart, grid       llvfsr-report -> demo_out/report/
   7. inference on new faces, priors computed on the fly             llvfsr-infer  -> demo_out/infer/
-     and on a whole photo (faces found, aligned, pasted back)      llvfsr-infer  -> demo_out/photo/
+     and, with the released x8 model (README "Model zoo", not the   llvfsr-infer  -> demo_out/photo/
+     demo's), on a whole photo (faces found, aligned, pasted back)
   8. demo_out/comparison.png (LR | bicubic | LLV-FSR | HR) and demo_out/summary.md, from the report
 
 Run from the repository root: `make demo` (installs first) or `.venv/bin/python scripts/demo.py`.
@@ -83,20 +84,21 @@ def main(argv=None):
         shutil.copy(f'{DEMO}/images/{k}.jpg', f'{OUT}/infer_in/{k}.jpg')
     run([py, '-m', 'llvfsr_plugin.infer', '-opt', TEST_OPT, '--input', f'{OUT}/infer_in', '--from-hr',
          '--text-dir', f'{DEMO}/text', '--out', f'{OUT}/infer', '--grid'])
-    step('7b/8 a whole photo (skimage\'s astronaut): face found, aligned, restored, pasted back; no YAML, no text')
+    step('7b/8 a whole photo (skimage\'s astronaut) with the released x8 model (no --model): face found, aligned, '
+         'restored, pasted back; no YAML, no text')
     from skimage import data
     os.makedirs(f'{OUT}/photo_in', exist_ok=True)
     cv2.imwrite(f'{OUT}/photo_in/astronaut.jpg', data.astronaut()[..., ::-1])
-    run([py, '-m', 'llvfsr_plugin.infer', '-i', f'{OUT}/photo_in', '-o', f'{OUT}/photo', '--model',
-         os.path.join('experiments', NAME, 'models', 'net_g_latest.pth')])
+    run([py, '-m', 'llvfsr_plugin.infer', '-i', f'{OUT}/photo_in', '-o', f'{OUT}/photo'])
     step('8/8 comparison picture and summary (the report\'s grid and table)')
     shutil.copy(f'{OUT}/report/grid.png', f'{OUT}/comparison.png')
     summary = open(f'{OUT}/report/report.md').read().replace('](', '](report/')
     with open(f'{OUT}/summary.md', 'w') as f:
         f.write(summary)
     print(summary)
-    print(f'\ndemo finished in {time.time() - t0:.0f} s; see {OUT}/comparison.png, {OUT}/summary.md, '
-          f'{OUT}/report/report.md, {OUT}/infer/grid.png and {OUT}/photo/cmp/astronaut.png')
+    print(f'\ndemo finished in {time.time() - t0:.0f} s; the model trained here made {OUT}/comparison.png, '
+          f'{OUT}/summary.md, {OUT}/report/report.md and {OUT}/infer/grid.png; the released x8 model made '
+          f'{OUT}/photo/cmp/astronaut.png')
 
 
 if __name__ == '__main__':
