@@ -133,6 +133,8 @@ def main(argv=None):
     ap.add_argument('--seeds', type=int, nargs='+', default=[0],
                     help='training seeds; each seed gets its own report, paired against Model 1 of that seed')
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--report-metrics', nargs='+', default=None,
+                    help="llvfsr-report's --metrics (default: all; e.g. psnr face_psnr when CPU time is short)")
     ap.add_argument('--quick', action='store_true')
     args = ap.parse_args(argv)
     if args.quick:
@@ -190,6 +192,7 @@ def run_seed(args, root, scale, seed, timing):
         print(f'[quality] seed {seed} {label}: {timing[key]["train_minutes"]:.1f} min for {iters} iterations',
               flush=True)
     reference = ['--reference', ROWS['model1'][0]] if 'model1' in args.rows else []
+    reference += ['--metrics', *args.report_metrics] if args.report_metrics else []
     subprocess.run([sys.executable, '-m', 'llvfsr_plugin.report', '--hr', hr_path(root, 'val'), '--lr',
                     lr_path(root, 'val', scale), '--scale', str(scale), *methods, *reference, '--out',
                     report_dir(args.out, seed)], check=True)
