@@ -43,3 +43,12 @@ def test_release_refuses_a_checkpoint_that_does_not_describe_itself(tmp_path, ca
         R.make_release(src, str(tmp_path / 'm.pth'))
     assert R.main([src, str(tmp_path / 'm.pth')]) == 1
     assert 'llvfsr-release: error:' in capsys.readouterr().err and not os.path.exists(tmp_path / 'm.pth')
+
+
+def test_no_model_given_means_the_released_x8(monkeypatch, tmp_path):
+    assert C.default_model() == C.DEFAULT_MODEL
+    net, config = C.load_model(C.default_model())
+    assert config['scale'] == 8 and config['release']['iters'] > 0 and set(config['priors']) == {'mask', 'depth'}
+    monkeypatch.setattr(C, 'DEFAULT_MODEL', str(tmp_path / 'absent.pth'))
+    with pytest.raises(CheckpointError, match='released x8 model is not at .*absent.pth'):
+        C.default_model()
