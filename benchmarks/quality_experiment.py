@@ -192,9 +192,9 @@ def run_seed(args, root, scale, seed, timing):
         print(f'[quality] seed {seed} {label}: {timing[key]["train_minutes"]:.1f} min for {iters} iterations',
               flush=True)
     reference = ['--reference', ROWS['model1'][0]] if 'model1' in args.rows else []
-    reference += ['--metrics', *args.report_metrics] if args.report_metrics else []
+    metrics = ['--metrics', *args.report_metrics] if args.report_metrics else []
     subprocess.run([sys.executable, '-m', 'llvfsr_plugin.report', '--hr', hr_path(root, 'val'), '--lr',
-                    lr_path(root, 'val', scale), '--scale', str(scale), *methods, *reference, '--out',
+                    lr_path(root, 'val', scale), '--scale', str(scale), *methods, *reference, *metrics, '--out',
                     report_dir(args.out, seed)], check=True)
 
 

@@ -18,7 +18,7 @@ import torch
 from llvfsr_plugin.cli import command
 from llvfsr_plugin.errors import OptionError
 from llvfsr_plugin.priors.contract import PRIORS, batch_keys, fake_priors
-from llvfsr_plugin.utils.checkpoint import load_model
+from llvfsr_plugin.utils.checkpoint import config_lr_size, load_model
 
 
 class PositionalPriors(torch.nn.Module):
@@ -103,7 +103,7 @@ def _main(argv):
         import yaml
         net_opt = (yaml.safe_load(open(args.opt)) or {}).get('network_g')
     net, config = load_model(args.model, net_opt)
-    lr_size = args.lr_size or config.get('lr_size') or 256 // int(config.get('scale') or net.scale)
+    lr_size = args.lr_size or config_lr_size(config, config.get('scale') or net.scale)
     if 'onnx' in args.formats:
         try:
             import onnxruntime  # noqa: F401

@@ -17,7 +17,7 @@ import torch
 from llvfsr_plugin.cli import command
 from llvfsr_plugin.errors import CheckpointError
 from llvfsr_plugin.export import PositionalPriors, example_inputs
-from llvfsr_plugin.utils.checkpoint import CONFIG_KEY, load_model, network_params, read_checkpoint
+from llvfsr_plugin.utils.checkpoint import CONFIG_KEY, config_lr_size, load_model, network_params, read_checkpoint
 from llvfsr_plugin.utils.files import sha256_file
 
 MAX_MB = 5.0
@@ -39,7 +39,7 @@ def make_release(src, dst, info=None, param_key='params'):
     out = {'params': half, CONFIG_KEY: dict(state[CONFIG_KEY], release=dict(info or {}, source=os.path.basename(src)))}
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     torch.save(out, dst + '.tmp')
-    net32, config = load_model(src, param_key=param_key)
+    net32, config = load_model(src, param_key=param_key, state=state)  # the checkpoint read above, not again
     net16, _ = load_model(dst + '.tmp')
     psnr = _psnr(*(_probe(n, config) for n in (net32, net16)))
     if psnr < 40:
@@ -52,9 +52,8 @@ def make_release(src, dst, info=None, param_key='params'):
 
 def _probe(net, config):
     """The network's output on one fixed random LR image with random priors (its own input contract)."""
-    lr_size = config.get('lr_size') or 256 // int(config['scale'])
     with torch.no_grad():
-        return PositionalPriors(net)(*example_inputs(net, lr_size)).clamp(0, 1)
+        return PositionalPriors(net)(*example_inputs(net, config_lr_size(config, config['scale']))).clamp(0, 1)
 
 
 def main(argv=None):

@@ -26,7 +26,7 @@ from llvfsr_plugin.priors.cli_args import DEFAULTS
 from llvfsr_plugin.priors.contract import PRIORS, blank_like, collate, text_arrays, to_tensors
 from llvfsr_plugin.priors.extractors import EXTRACTORS, Sample, build_extractor
 from llvfsr_plugin.priors.extractors.text_extractors import build_text_encoder
-from llvfsr_plugin.utils.checkpoint import default_model, load_model
+from llvfsr_plugin.utils.checkpoint import config_lr_size, default_model, load_model
 
 
 def extractor_options(prior, name, meta):
@@ -72,7 +72,7 @@ class LLVFSRRestorer:
         self.net, self.config = load_model(self.model_path, net_opt, log=log)
         self.net.to(self.device)
         self.scale = int(self.config.get('scale') or self.net.scale)
-        self.lr_size = int(lr_size or self.config.get('lr_size') or 256 // self.scale)
+        self.lr_size = int(lr_size or config_lr_size(self.config, self.scale))
         self.face_size = self.lr_size * self.scale
         self.priors = tuple(getattr(self.net, 'priors', ()))
         self.dtype = (torch.float16 if self.device.type == 'cuda' else torch.bfloat16) if half else None

@@ -35,11 +35,6 @@ RELEASES = {  # name: (scale, priors)
     'LLVFSR_x16_celebahq256': (16, RELEASE_PRIORS),
     'Model1_x8_celebahq256': (8, []),
 }
-PAPER_TEST = """The paper's setting (MMCelebA-HQ test split, the four priors, options/train_x{s}.yml) is
-options/test_x{s}_paper.yml; its data paths:
-  dataroot_gt: datasets/mmcelebahq/test/hr.lmdb
-  dataroot_lq: datasets/mmcelebahq/test/lr_x{s}.lmdb
-  prior_roots: datasets/mmcelebahq/test/priors_x{s}/{{caption,description,mask,depth}}.lmdb"""
 
 
 def load(name):
@@ -85,6 +80,15 @@ def baseline(opt, arch, scale):
     return o
 
 
+def paper_test_header(scale):
+    """Comment lines naming the paper's test setting (its data paths from the one option builder)."""
+    d = O.dataset_opt(DATA, SPLIT['val'], scale, PAPER_PRIORS)
+    return '\n'.join([f"The paper's setting (MMCelebA-HQ test split, the four priors, options/train_x{scale}.yml) is "
+                      f'options/test_x{scale}_paper.yml; its data paths:',
+                      f"  dataroot_gt: {d['dataroot_gt']}", f"  dataroot_lq: {d['dataroot_lq']}",
+                      *(f'  {p}: {path}' for p, path in d['prior_roots'].items())])
+
+
 def release(x8, name, scale, priors):
     """The training options of a released model: train_x8.yml's network and optimiser on celebahq256."""
     o = with_priors(at_scale(x8, scale, RELEASE_DATA, RELEASE_SPLIT), priors)
@@ -114,7 +118,7 @@ def main():
         test['val']['save_img'] = True
         if name.startswith('LLVFSR'):
             dump(f'test_x{scale}.yml', test, f'Evaluate the released {name} ({ZOO}/) on the 300 celebahq256 val faces '
-                 f'(prep: README "Model zoo").\n' + PAPER_TEST.format(s=scale))
+                 f'(prep: README "Model zoo").\n' + paper_test_header(scale))
         else:
             dump(f'release/test_{name}.yml', test, f'Evaluate the released {name} on the 300 celebahq256 val faces.')
     abl = {

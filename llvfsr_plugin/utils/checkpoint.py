@@ -66,12 +66,18 @@ def network_params(state, param_key='params', path='checkpoint'):
     return {k[7:] if k.startswith('module.') else k: v for k, v in sd.items()}
 
 
-def load_model(path, net_opt=None, param_key='params', log=print):
+def config_lr_size(config, scale):
+    """The LR face side a checkpoint's network expects: recorded, else the paper's 256 px HR over `scale`."""
+    return int(config.get('lr_size') or 256 // int(scale))
+
+
+def load_model(path, net_opt=None, param_key='params', log=print, state=None):
     """A network built and loaded from a checkpoint alone (its `CONFIG_KEY`), or from `net_opt` (network_g of
-    an option file) for a checkpoint of an earlier version, which is noted through `log`. Returns
-    (network in eval mode, config: the checkpoint's, or one made of `net_opt` with no prior provenance)."""
+    an option file) for a checkpoint of an earlier version, which is noted through `log`. `state`: the
+    checkpoint already read from `path`. Returns (network in eval mode, config: the checkpoint's, or one made
+    of `net_opt` with no prior provenance)."""
     from basicsr.archs import build_network
-    state = read_checkpoint(path)
+    state = read_checkpoint(path) if state is None else state
     config = state.get(CONFIG_KEY)
     if config is None:
         if not net_opt:
