@@ -16,7 +16,9 @@ Choices where the paper is silent (each an option, defaults chosen by measuremen
   * `desa`: 'gather' (below) or 'query' (pixels query the text tokens: Q = pixels, K/V = text, so the
     text's content reaches the features).
   * Every prior path starts as the identity (the last layer of each LVPFB fusion, SFT and FiLM is zero-
-    initialised): an LLV-FSR network begins as its Model 1 and can only learn to use its priors.
+    initialised) and the prior modules draw their initial weights from a random stream of their own: under
+    one seed an LLV-FSR network begins as its Model 1, weight for weight, and can only learn to use its
+    priors (a paired seed-for-seed comparison then measures the priors, not two initialisations).
   * `upsample`: 'pixelshuffle' keeps features at LR size and ends with a PixelShuffle tail; 'pre' bicubic-
     upsamples I_LR to HR size first (SFMNet / WFEN style) and the reconstructor is a single conv.
     Both add the bicubic LR as a global residual (the network predicts the missing detail).
@@ -36,6 +38,7 @@ symbol and the LVPFB branch that fuses them; this file builds one encoder and on
   Maps of any resolution are resized to each feature grid here, so prep stores them once for all scales
   (`prior_size`: the map resolution the network is meant for, recorded so checks can note a coarser store).
 """
+import contextlib
 import inspect
 import math
 
@@ -397,6 +400,17 @@ class TailModulation(nn.Module):
         return feat
 
 
+@contextlib.contextmanager
+def own_random_stream():
+    """Build the prior modules from a random stream of their own (common random numbers): the backbone then
+    draws exactly what its Model 1 draws, so under one seed an LLV-FSR network starts as its Model 1 weight
+    for weight (the prior paths start as the identity), and a paired comparison of the two measures the
+    priors, not two backbone initialisations. The stream is forked from, and seeded by, the current one."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(2**62, ())))
+        yield
+
+
 # ------------------------------------------------------------------------------------------------ network
 CHOICES = {'fusion': ('lvpfb', 'concat'), 'body': ('lr', 'hourglass'), 'upsample': ('pixelshuffle', 'pre'),
            'transformer': ('restormer', 'swin'), 'spatial': tuple(BRANCHES['spatial']),
@@ -485,21 +499,22 @@ class LLVFSRArch(nn.Module):
         self.stage_level = list(range(k)) + [k] + list(range(k - 1, -1, -1)) if k else [0] * num_blocks
 
         self.conv_first = nn.Conv2d(num_in_ch, dims[0], 3, padding=1)  # F_0
-        # prior encoders, shared by the fusion blocks of one level: <text>_proj (-> E_*), <map>_encoder (-> F_*);
-        # the hourglass has one per level (<text>_projs, <map>_encoders)
-        for p in self.priors:
-            s = PRIORS[p]
-            make = (lambda d: nn.Linear(text_dim, d)) if s.kind == 'text' else (
-                lambda d, s=s: ImageEncoder(s.in_channels(num_classes), d))
-            name = f'{p}_proj' if s.kind == 'text' else f'{p}_encoder'
-            if k:
-                setattr(self, name + 's', nn.ModuleList([make(d) for d in dims]))
-            else:
-                setattr(self, name, make(num_feat))
-        fusion_cls = LVPFB if fusion == 'lvpfb' else ConcatFusion
-        variants = {'spatial': spatial, 'capa': capa, 'desa': desa}
-        self.fusions = nn.ModuleList([fusion_cls(dims[lv], self.priors, heads[lv], variants)
-                                      for lv in self.stage_level]) if self.priors else None
+        with own_random_stream():  # prior modules: the backbone draws what its Model 1 draws
+            # prior encoders, shared by the fusion blocks of one level: <text>_proj (-> E_*), <map>_encoder
+            # (-> F_*); the hourglass has one per level (<text>_projs, <map>_encoders)
+            for p in self.priors:
+                s = PRIORS[p]
+                make = (lambda d: nn.Linear(text_dim, d)) if s.kind == 'text' else (
+                    lambda d, s=s: ImageEncoder(s.in_channels(num_classes), d))
+                name = f'{p}_proj' if s.kind == 'text' else f'{p}_encoder'
+                if k:
+                    setattr(self, name + 's', nn.ModuleList([make(d) for d in dims]))
+                else:
+                    setattr(self, name, make(num_feat))
+            fusion_cls = LVPFB if fusion == 'lvpfb' else ConcatFusion
+            variants = {'spatial': spatial, 'capa': capa, 'desa': desa}
+            self.fusions = nn.ModuleList([fusion_cls(dims[lv], self.priors, heads[lv], variants)
+                                          for lv in self.stage_level]) if self.priors else None
         self.blocks = nn.ModuleList([BasicBlock(dims[lv], heads[lv], ffn_expansion, transformer_depth, transformer,
                                                 window_size) for lv in self.stage_level])
         if k:  # Restormer's resampling: conv + PixelUnshuffle (C -> 2C) / conv + PixelShuffle (C -> C/2)
@@ -517,8 +532,9 @@ class LLVFSRArch(nn.Module):
                 tail += [nn.Conv2d(num_feat, num_feat * 4, 3, padding=1), nn.PixelShuffle(2), nn.LeakyReLU(0.2, True)]
             self.upsampler = nn.Sequential(*tail)
         map_specs = [PRIORS[p] for p in self.priors if PRIORS[p].kind == 'map']
-        self.tail_mods = nn.ModuleList([TailModulation(num_feat, map_specs, num_classes)
-                                        for _ in range(self.tail_steps)]) if prior_tail and map_specs else None
+        with own_random_stream():
+            self.tail_mods = nn.ModuleList([TailModulation(num_feat, map_specs, num_classes) for _ in
+                                            range(self.tail_steps)]) if prior_tail and map_specs else None
         self.conv_last = nn.Conv2d(dims[0], num_out_ch, 3, padding=1)  # the reconstructor
         self.channels_last = channels_last
         if channels_last:  # load_state_dict copies into these params, keeping their layout

@@ -125,6 +125,28 @@ def test_arch_prior_paths_start_as_the_identity(kw):
         assert not torch.allclose(m(lq, pri_a), m(lq, pri_b))
 
 
+@pytest.mark.parametrize('kw', GEOMETRIES + [{'fusion': 'concat'}])
+def test_arch_starts_as_its_model1_under_one_seed(kw):
+    """Common random numbers: the prior modules draw from their own stream, so under one seed the backbone of
+    an LLV-FSR network is its Model 1's weight for weight and the two give the same output at initialisation;
+    building it leaves the global stream where Model 1 leaves it."""
+    torch.manual_seed(3)
+    model1 = net(scale=8, priors=[], **kw)
+    after_model1 = torch.rand(4)
+    torch.manual_seed(3)
+    full = net(scale=8, **kw)
+    assert torch.equal(torch.rand(4), after_model1)
+    full_state = full.state_dict()
+    for k, v in model1.state_dict().items():
+        assert torch.equal(v, full_state[k]), k
+    assert len(full_state) > len(model1.state_dict())
+    lq = torch.rand(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(full(lq, fake_priors(2)), model1(lq))
+    torch.manual_seed(4)  # another seed, another backbone
+    assert not torch.equal(net(scale=8, **kw).conv_first.weight, full.conv_first.weight)
+
+
 @pytest.mark.parametrize('kw', GEOMETRIES)
 def test_arch_gradients_reach_every_switched_on_branch(kw):
     m = awaken(net(scale=8, **kw))
