@@ -42,6 +42,7 @@ def nets(scale):
     yield 'LLV-FSR (default)', dict(type='LLVFSRArch', scale=scale), True
     yield 'Model 1 (no priors)', dict(type='LLVFSRArch', scale=scale, priors=[]), False
     yield 'Model 2 (concat)', dict(type='LLVFSRArch', scale=scale, fusion='concat'), True
+    yield 'LLV-FSR, SFT SegA/DepA (chosen)', dict(type='LLVFSRArch', scale=scale, spatial='sft'), True
     yield 'LLV-FSR, hourglass', dict(type='LLVFSRArch', scale=scale, body='hourglass', spatial='sft'), True
     yield 'LLV-FSR, LR body + prior tail', dict(type='LLVFSRArch', scale=scale, prior_tail=True, spatial='sft'), True
     yield 'EDSR (16 blocks, 64 ch)', O.baseline_network_opt('EDSR', scale), False

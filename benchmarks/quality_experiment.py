@@ -244,11 +244,53 @@ def summarize(out, seeds):
                 lines.append(f'| {seed} | {row} | {ref} | ' + ' | '.join(
                     f"{d[m]['mean']:+.3f} [{d[m]['lo']:+.3f}, {d[m]['hi']:+.3f}]" if m in d else 'n/a'
                     for m in SUMMARY_METRICS) + ' |')
+    over = over_seeds(result)
+    if over:
+        result['over_seeds'] = over
     json.dump(result, open(os.path.join(out, 'summary.json'), 'w'), indent=1)
     with open(os.path.join(out, 'summary.md'), 'w') as f:
         f.write('Paired per-face differences (row minus reference), mean [95 % bootstrap interval over faces].\n\n'
                 + '\n'.join(lines) + '\n')
+        if over:
+            f.write('\n' + over_seeds_md(over) + '\n')
     print('\n'.join(lines))
+
+
+def over_seeds(result):
+    """{row: {ref: {metric: ...}}} for the pairs measured in two seeds or more: the mean over seeds of the
+    per-seed mean differences, the lowest and highest seed, and in how many seeds the interval lies above
+    (below) 0. The per-face intervals hold the training run fixed; this is what varies with the seed."""
+    pairs = {}
+    for seed, rows in result.items():
+        for row, refs in rows.items():
+            for ref, d in refs.items():
+                pairs.setdefault((row, ref), {})[seed] = d
+    out = {}
+    for (row, ref), by_seed in pairs.items():
+        if len(by_seed) < 2:
+            continue
+        for m in SUMMARY_METRICS:
+            ds = [d[m] for d in by_seed.values() if m in d]
+            if len(ds) < 2:
+                continue
+            means = [d['mean'] for d in ds]
+            out.setdefault(row, {}).setdefault(ref, {})[m] = {
+                'seeds': len(ds), 'mean': sum(means) / len(means), 'min': min(means), 'max': max(means),
+                'above_0': sum(d['lo'] > 0 for d in ds), 'below_0': sum(d['hi'] < 0 for d in ds)}
+    return out
+
+
+def over_seeds_md(over):
+    lines = ['Over seeds: mean of the per-seed differences [lowest, highest seed]; seeds whose interval lies above '
+             '0 / below 0.', '', '| row | minus | seeds | ' + ' | '.join(SUMMARY_METRICS) + ' |',
+             '|' + '---|' * (3 + len(SUMMARY_METRICS))]
+    for row, refs in over.items():
+        for ref, d in refs.items():
+            n = max(v['seeds'] for v in d.values())
+            lines.append(f'| {row} | {ref} | {n} | ' + ' | '.join(
+                f"{d[m]['mean']:+.3f} [{d[m]['min']:+.3f}, {d[m]['max']:+.3f}] {d[m]['above_0']}/{d[m]['below_0']}"
+                if m in d else 'n/a' for m in SUMMARY_METRICS) + ' |')
+    return '\n'.join(lines)
 
 
 if __name__ == '__main__':
