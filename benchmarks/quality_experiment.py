@@ -252,8 +252,36 @@ def summarize(out, seeds):
         f.write('Paired per-face differences (row minus reference), mean [95 % bootstrap interval over faces].\n\n'
                 + '\n'.join(lines) + '\n')
         if over:
-            f.write('\n' + over_seeds_md(over) + '\n')
+            f.write('\n' + over_seeds_md(over) + '\n\n![per seed](seeds.png)\n')
+    if over:
+        plot_seeds(result, over, os.path.join(out, 'seeds.png'))
     print('\n'.join(lines))
+
+
+def plot_seeds(result, over, path):
+    """seeds.png: for each pair measured in two seeds or more, every seed's mean difference in PSNR and face
+    PSNR with its 95 % interval over faces (the bars), so the spread between seeds is seen next to the
+    intervals that hold the run fixed."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    pairs = [(row, ref) for row, refs in over.items() for ref in refs]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.6 * len(pairs) + 2), sharey=True)
+    for ax, m in zip(axes, ('psnr', 'face_psnr')):
+        for y, (row, ref) in enumerate(pairs):
+            for seed, rows in sorted(result.items()):
+                d = rows.get(row, {}).get(ref, {}).get(m) if seed != 'over_seeds' else None
+                if d:
+                    yy = y + 0.12 * (int(seed) - 1)
+                    ax.errorbar(d['mean'], yy, xerr=[[d['mean'] - d['lo']], [d['hi'] - d['mean']]], fmt='o',
+                                color=f'C{int(seed)}', label=f'seed {seed}' if y == 0 else None, capsize=3)
+        ax.axvline(0, color='grey', lw=0.8)
+        ax.set_xlabel(f'{m} difference (dB)')
+        ax.set_yticks(range(len(pairs)), [f'{row} - {ref}' for row, ref in pairs])
+    axes[0].legend(loc='best', fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def over_seeds(result):

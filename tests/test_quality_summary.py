@@ -6,14 +6,14 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'benchmarks'))
 
-from quality_experiment import over_seeds, over_seeds_md  # noqa: E402
+from quality_experiment import over_seeds, over_seeds_md, plot_seeds  # noqa: E402
 
 
 def diff(mean, lo, hi):
     return {'mean': mean, 'lo': lo, 'hi': hi}
 
 
-def test_over_seeds_mean_range_and_interval_counts():
+def test_over_seeds_mean_range_and_interval_counts(tmp_path):
     result = {'0': {'llvfsr_sft': {'model1': {'psnr': diff(-0.04, -0.05, -0.03)}}},
               '1': {'llvfsr_sft': {'model1': {'psnr': diff(0.30, 0.27, 0.33)}},
                     'llvfsr_hg': {'hg_model1': {'psnr': diff(0.6, 0.5, 0.7)}}},  # one seed only: left out
@@ -25,3 +25,5 @@ def test_over_seeds_mean_range_and_interval_counts():
     assert (psnr['min'], psnr['max'], psnr['above_0'], psnr['below_0']) == (-0.04, 0.30, 1, 1)
     assert 'face_psnr' not in over['llvfsr_sft']['model1']  # measured in one seed
     assert '| llvfsr_sft | model1 | 3 | +0.090 [-0.040, +0.300] 1/1 | n/a |' in over_seeds_md(over)
+    plot_seeds(result, over, str(tmp_path / 'seeds.png'))
+    assert (tmp_path / 'seeds.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
