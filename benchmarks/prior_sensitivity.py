@@ -8,7 +8,9 @@ every row.
       --ckpt experiments/q_llvfsr_lr/models/net_g_latest.pth [--limit 100]
 
 Uses the option file's network_g and first test dataset (a PriorPairedDataset); PSNR as in the tables
-(Y channel, no border crop).
+(Y channel, no border crop). --json also holds every condition's per-face PSNR and, for each, own priors
+minus it per face with a 95 % bootstrap interval (`own_minus`): how much the network's output owes to the
+content of its priors, apart from the layers that fuse them.
 """
 import argparse
 import json
@@ -24,6 +26,7 @@ from basicsr.utils import tensor2img
 from llvfsr_plugin.data.prior_paired_dataset import PriorPairedDataset
 from llvfsr_plugin.priors.contract import batch_keys, collate
 from llvfsr_plugin.utils.checkpoint import load_network_params
+from llvfsr_plugin.utils.stats import paired_bootstrap
 
 
 def blank(priors, only=None):
@@ -68,14 +71,16 @@ def main(argv=None):
                 sr = net(b.pop('lq'), b)
                 psnr[cond].append(calculate_psnr(tensor2img(sr), gt, crop_border=0, test_y_channel=True))
     res = {c: sum(v) / len(v) for c, v in psnr.items()}
-    base = res['own priors']
+    own_minus = {c: paired_bootstrap(psnr['own priors'], v) for c, v in psnr.items() if c != 'own priors'}
     print(f'{n} faces, network priors {names}')
-    print('| priors at test time | PSNR (dB) | vs own |')
+    print('| priors at test time | PSNR (dB) | own priors minus this (95 % CI) |')
     print('|---|---|---|')
     for c, v in res.items():
-        print(f'| {c} | {v:.3f} | {v - base:+.3f} |')
+        d = own_minus.get(c)
+        print(f'| {c} | {v:.3f} | ' + (f"{d['mean']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}]" if d else '') + ' |')
     if args.json:
-        json.dump({'faces': n, 'priors': names, 'psnr': res}, open(args.json, 'w'), indent=1)
+        json.dump({'faces': n, 'priors': names, 'psnr': res, 'own_minus': own_minus, 'per_face_psnr': psnr},
+                  open(args.json, 'w'), indent=1)
 
 
 if __name__ == '__main__':

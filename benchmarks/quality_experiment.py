@@ -23,8 +23,12 @@ geometry, x8 = 32 px and x16 = 16 px LR), priors from the LR faces with the offl
 LPIPS where its weights exist; every face's scores; each row minus Model 1 per face with a 95 % bootstrap
 interval) per seed in <out>/report (seed 0) or <out>/report_s<seed>/; summary.md / summary.json: per seed,
 each prior row minus the Model 1 of its own geometry, every row minus today's Model 1 and each prior row
-minus today's default (llvfsr_lr), per face with 95 % bootstrap intervals; train minutes in timing.json (wall
-minutes: a busy machine inflates them; per-step cost comes from bench_speed.py).
+minus today's default (llvfsr_lr), per face with 95 % bootstrap intervals, and over seeds (seeds.png); with
+--sensitivity, each prior row's PSNR with its own priors minus with blank / another face's priors (what the
+output owes to the priors' content rather than to the layers that fuse them); train minutes in timing.json
+(wall minutes: a busy machine inflates them; per-step cost comes from bench_speed.py).
+Under one seed a prior row starts from its Model 1's weights (the prior modules have a random stream of their
+own), so each seed's difference measures the priors, not two initialisations.
 """
 import argparse
 import csv
@@ -135,6 +139,9 @@ def main(argv=None):
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--report-metrics', nargs='+', default=None,
                     help="llvfsr-report's --metrics (default: all; e.g. psnr face_psnr when CPU time is short)")
+    ap.add_argument('--sensitivity', action='store_true',
+                    help='also test every prior row with its own, another face\'s and blank priors '
+                    '(benchmarks/prior_sensitivity.py): what the output owes to the priors\' content')
     ap.add_argument('--quick', action='store_true')
     args = ap.parse_args(argv)
     if args.quick:
@@ -188,6 +195,11 @@ def run_seed(args, root, scale, seed, timing):
             subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'test', '-opt', f'{name}_test.yml'],
                            cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
             json.dump(timing[key], open(row_json, 'w'))
+        sens = os.path.join(args.out, f'{name}_sensitivity.json')
+        if args.sensitivity and priors and net_g.get('type') == 'LLVFSRArch' and not os.path.isfile(sens):
+            subprocess.run([sys.executable, os.path.join(HERE, 'benchmarks', 'prior_sensitivity.py'), '-opt',
+                            f'{name}_test.yml', '--ckpt', f'experiments/{name}/models/net_g_latest.pth', '--json',
+                            sens], cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
         methods += ['--method', f"{label}={args.out}/results/{name}/visualization/q_val"]
         print(f'[quality] seed {seed} {label}: {timing[key]["train_minutes"]:.1f} min for {iters} iterations',
               flush=True)
@@ -244,17 +256,18 @@ def summarize(out, seeds):
                 lines.append(f'| {seed} | {row} | {ref} | ' + ' | '.join(
                     f"{d[m]['mean']:+.3f} [{d[m]['lo']:+.3f}, {d[m]['hi']:+.3f}]" if m in d else 'n/a'
                     for m in SUMMARY_METRICS) + ' |')
-    over = over_seeds(result)
+    over, use = over_seeds(result), prior_use(out, seeds)
     if over:
-        result['over_seeds'] = over
-    json.dump(result, open(os.path.join(out, 'summary.json'), 'w'), indent=1)
+        plot_seeds(result, over, os.path.join(out, 'seeds.png'))
+    json.dump(dict(result, **({'over_seeds': over} if over else {}), **({'prior_use': use} if use else {})),
+              open(os.path.join(out, 'summary.json'), 'w'), indent=1)
     with open(os.path.join(out, 'summary.md'), 'w') as f:
         f.write('Paired per-face differences (row minus reference), mean [95 % bootstrap interval over faces].\n\n'
                 + '\n'.join(lines) + '\n')
         if over:
             f.write('\n' + over_seeds_md(over) + '\n\n![per seed](seeds.png)\n')
-    if over:
-        plot_seeds(result, over, os.path.join(out, 'seeds.png'))
+        if use:
+            f.write('\n' + prior_use_md(use) + '\n')
     print('\n'.join(lines))
 
 
@@ -270,7 +283,7 @@ def plot_seeds(result, over, path):
     for ax, m in zip(axes, ('psnr', 'face_psnr')):
         for y, (row, ref) in enumerate(pairs):
             for seed, rows in sorted(result.items()):
-                d = rows.get(row, {}).get(ref, {}).get(m) if seed != 'over_seeds' else None
+                d = rows.get(row, {}).get(ref, {}).get(m)
                 if d:
                     yy = y + 0.12 * (int(seed) - 1)
                     ax.errorbar(d['mean'], yy, xerr=[[d['mean'] - d['lo']], [d['hi'] - d['mean']]], fmt='o',
@@ -282,6 +295,34 @@ def plot_seeds(result, over, path):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+USE_CONDITIONS = ('blank priors', "another face's priors")
+
+
+def prior_use(out, seeds):
+    """{seed: {row: {condition: own priors minus it (PSNR, per face, 95 % CI)}}} from the rows'
+    <name>_sensitivity.json (--sensitivity)."""
+    use = {}
+    for seed in seeds:
+        for row in ROWS:
+            path = os.path.join(out, f'q_{row}' + (f'_s{seed}' if seed else '') + '_sensitivity.json')
+            if os.path.isfile(path):
+                d = json.load(open(path)).get('own_minus', {})
+                use.setdefault(str(seed), {})[row] = {c: d[c] for c in USE_CONDITIONS if c in d}
+    return use
+
+
+def prior_use_md(use):
+    lines = ['Prior use: PSNR with its own priors minus PSNR with blank priors / with another face\'s priors, '
+             'per face [95 % CI]; near 0: the output does not depend on what the priors say.', '',
+             '| seed | row | ' + ' | '.join(f'own - {c}' for c in USE_CONDITIONS) + ' |', '|---|---|---|---|']
+    for seed, rows in use.items():
+        for row, d in rows.items():
+            lines.append(f'| {seed} | {row} | ' + ' | '.join(
+                f"{d[c]['mean']:+.4f} [{d[c]['lo']:+.4f}, {d[c]['hi']:+.4f}]" if c in d else 'n/a'
+                for c in USE_CONDITIONS) + ' |')
+    return '\n'.join(lines)
 
 
 def over_seeds(result):

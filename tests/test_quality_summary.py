@@ -1,4 +1,5 @@
 """benchmarks/quality_experiment.py's summary over seeds: what varies with the training seed."""
+import json
 import os
 import sys
 
@@ -6,7 +7,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'benchmarks'))
 
-from quality_experiment import over_seeds, over_seeds_md, plot_seeds  # noqa: E402
+from quality_experiment import over_seeds, over_seeds_md, plot_seeds, prior_use, prior_use_md  # noqa: E402
 
 
 def diff(mean, lo, hi):
@@ -27,3 +28,12 @@ def test_over_seeds_mean_range_and_interval_counts(tmp_path):
     assert '| llvfsr_sft | model1 | 3 | +0.090 [-0.040, +0.300] 1/1 | n/a |' in over_seeds_md(over)
     plot_seeds(result, over, str(tmp_path / 'seeds.png'))
     assert (tmp_path / 'seeds.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_prior_use_reads_each_rows_sensitivity_per_seed(tmp_path):
+    own_minus = {'blank priors': diff(0.009, 0.004, 0.014), "another face's priors": diff(0.002, -0.001, 0.005),
+                 'blank mask only': diff(0.008, 0.003, 0.013)}
+    (tmp_path / 'q_llvfsr_sft_s1_sensitivity.json').write_text(json.dumps({'own_minus': own_minus}))
+    use = prior_use(str(tmp_path), [0, 1])
+    assert use == {'1': {'llvfsr_sft': {c: own_minus[c] for c in ('blank priors', "another face's priors")}}}
+    assert '| 1 | llvfsr_sft | +0.0090 [+0.0040, +0.0140] | +0.0020 [-0.0010, +0.0050] |' in prior_use_md(use)
