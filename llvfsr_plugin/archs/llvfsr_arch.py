@@ -15,8 +15,9 @@ Choices where the paper is silent (each an option, defaults chosen by measuremen
   * `capa`: 'gate' (the paper: channel attention) or 'film' (per-channel scale and shift from the caption).
   * `desa`: 'gather' (below) or 'query' (pixels query the text tokens: Q = pixels, K/V = text, so the
     text's content reaches the features).
-  * Every prior path starts as the identity (the last layer of each LVPFB fusion, SFT and FiLM is zero-
-    initialised) and the prior modules draw their initial weights from a random stream of their own: under
+  * Every prior path starts as the identity through one zero-initialised layer (the last of each LVPFB
+    fusion, and of the prior tail's SFT; not a second one in series, which would starve the path of
+    gradient) and the prior modules draw their initial weights from a random stream of their own: under
     one seed an LLV-FSR network begins as its Model 1, weight for weight, and can only learn to use its
     priors (a paired seed-for-seed comparison then measures the priors, not two initialisations).
   * `upsample`: 'pixelshuffle' keeps features at LR size and ends with a PixelShuffle tail; 'pre' bicubic-
@@ -235,13 +236,16 @@ def zero_init(layer):
 class SFT(nn.Module):
     """SegA / DepA, `spatial: sft`: spatial feature transform (Wang et al. 2018, SFTGAN): a per-pixel,
     per-channel scale and shift computed from the LR feature and the prior feature, F * (1 + gamma) + beta.
-    Unlike a sigmoid gate it can add structure the feature lacks. The last conv is zero-initialised (identity)."""
+    Unlike a sigmoid gate it can add structure the feature lacks. `identity_start`: the last conv starts at zero
+    (the identity); inside an LVPFB it does not, because the LVPFB's fusion already starts at zero and two zero
+    layers in series leave the prior path without a gradient until both have grown."""
 
-    def __init__(self, dim, num_heads=None):
+    def __init__(self, dim, num_heads=None, identity_start=True):
         super().__init__()
         hidden = max(dim // 2, 4)
+        last = nn.Conv2d(hidden, dim * 2, 1)
         self.body = nn.Sequential(nn.Conv2d(dim * 2, hidden, 1), nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden),
-                                  nn.GELU(), zero_init(nn.Conv2d(hidden, dim * 2, 1)))
+                                  nn.GELU(), zero_init(last) if identity_start else last)
 
     def forward(self, feat, prior_feat):
         gamma, beta = self.body(torch.cat([feat, prior_feat], dim=1)).chunk(2, dim=1)
@@ -263,11 +267,12 @@ class CapA(nn.Module):
 
 class CapAFiLM(nn.Module):
     """CapA, `capa: film`: feature-wise linear modulation (Perez et al. 2018) from the pooled caption, a
-    per-channel scale and shift F * (1 + gamma) + beta; zero-initialised (identity)."""
+    per-channel scale and shift F * (1 + gamma) + beta; `identity_start` as in SFT."""
 
-    def __init__(self, dim, num_heads=None):
+    def __init__(self, dim, num_heads=None, identity_start=True):
         super().__init__()
-        self.body = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), zero_init(nn.Linear(dim, dim * 2)))
+        last = nn.Linear(dim, dim * 2)
+        self.body = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), zero_init(last) if identity_start else last)
 
     def forward(self, feat, caption):
         gamma, beta = self.body(masked_mean(*caption))[:, :, None, None].chunk(2, dim=1)
@@ -357,7 +362,10 @@ class LVPFB(nn.Module):
         self.norm = LayerNorm2d(dim)
         variants = dict(DEFAULT_VARIANTS, **(variants or {}))
         for s in self.specs:  # self.sega, self.depa, self.capa, self.desa
-            setattr(self, s.branch_name.lower(), BRANCHES[s.branch][variants[VARIANT_OPTION[s.branch]]](dim, num_heads))
+            cls = BRANCHES[s.branch][variants[VARIANT_OPTION[s.branch]]]
+            # the fusion below starts at zero: a branch that also did would get no gradient until it had grown
+            kw = {'identity_start': False} if cls in (SFT, CapAFiLM) else {}
+            setattr(self, s.branch_name.lower(), cls(dim, num_heads, **kw))
         self.fuse = fusion_convs(dim, 1 + len(self.specs))
 
     def forward(self, feat, enc):

@@ -125,6 +125,23 @@ def test_arch_prior_paths_start_as_the_identity(kw):
         assert not torch.allclose(m(lq, pri_a), m(lq, pri_b))
 
 
+@pytest.mark.parametrize('kw', [{'priors': ['mask', 'depth'], 'spatial': 'sft'}, {'priors': ['caption'], 'capa': 'film'},
+                                {'priors': ['mask'], 'spatial': 'sft', 'body': 'hourglass', 'num_blocks': 3}])
+def test_arch_prior_content_reaches_the_first_gradient(kw):
+    """One zero layer per prior path, not two in series: at initialisation the gradient of the zero-initialised
+    fusion already depends on what the priors say (with a zero SFT / FiLM before it, it would not, and the
+    path would stay dark until both layers had grown)."""
+    torch.manual_seed(0)
+    m = net(scale=8, **kw)
+    lq, target = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 64, 64)
+    grads = []
+    for seed in (1, 2):
+        m.zero_grad()
+        (m(lq, fake_priors(seed=seed, names=kw['priors'])) - target).abs().mean().backward()
+        grads.append(m.fusions[0].fuse[2].weight.grad.clone())
+    assert not torch.allclose(grads[0], grads[1])
+
+
 @pytest.mark.parametrize('kw', GEOMETRIES + [{'fusion': 'concat'}])
 def test_arch_starts_as_its_model1_under_one_seed(kw):
     """Common random numbers: the prior modules draw from their own stream, so under one seed the backbone of
