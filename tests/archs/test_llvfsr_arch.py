@@ -125,7 +125,8 @@ def test_arch_prior_paths_start_as_the_identity(kw):
         assert not torch.allclose(m(lq, pri_a), m(lq, pri_b))
 
 
-@pytest.mark.parametrize('kw', [{'priors': ['mask', 'depth'], 'spatial': 'sft'}, {'priors': ['caption'], 'capa': 'film'},
+@pytest.mark.parametrize('kw', [{'priors': ['mask', 'depth'], 'spatial': 'sft'},
+                                {'priors': ['caption'], 'capa': 'film'},
                                 {'priors': ['mask'], 'spatial': 'sft', 'body': 'hourglass', 'num_blocks': 3}])
 def test_arch_prior_content_reaches_the_first_gradient(kw):
     """One zero layer per prior path, not two in series: at initialisation the gradient of the zero-initialised
