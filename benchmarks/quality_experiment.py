@@ -174,7 +174,7 @@ def run_seed(args, root, scale, seed, timing):
         prior_root = prep_hr_priors(root, args.out, scale, args.prior_size) if extra.get('hr_maps') else root
         dsets = {split: dataset(root, split, priors, scale, model_type, args.hr_size, batch, prior_root, args.gt_size)
                  for split in ('train', 'val')}
-        name = f'q_{row}' + (f'_s{seed}' if seed else '')  # seed 0 keeps the names of earlier results
+        name = run_name(row, seed)
         train = O.train_opt(name, {'train': dsets['train']}, net_g, iters, model_type, scale, seed=seed,
                             checkpoint_freq=100)  # a stopped run resumes (--auto_resume below)
         test = O.test_opt(train, {'test_1': dsets['val']}, metrics={'psnr': O.PSNR})
@@ -208,6 +208,11 @@ def run_seed(args, root, scale, seed, timing):
     subprocess.run([sys.executable, '-m', 'llvfsr_plugin.report', '--hr', hr_path(root, 'val'), '--lr',
                     lr_path(root, 'val', scale), '--scale', str(scale), *methods, *reference, *metrics, '--out',
                     report_dir(args.out, seed)], check=True)
+
+
+def run_name(row, seed):
+    """A row's run name under one seed (seed 0 keeps the names of earlier results)."""
+    return f'q_{row}' + (f'_s{seed}' if seed else '')
 
 
 def report_dir(out, seed):
@@ -306,7 +311,7 @@ def prior_use(out, seeds):
     use = {}
     for seed in seeds:
         for row in ROWS:
-            path = os.path.join(out, f'q_{row}' + (f'_s{seed}' if seed else '') + '_sensitivity.json')
+            path = os.path.join(out, f'{run_name(row, seed)}_sensitivity.json')
             if os.path.isfile(path):
                 d = json.load(open(path)).get('own_minus', {})
                 use.setdefault(str(seed), {})[row] = {c: d[c] for c in USE_CONDITIONS if c in d}

