@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Speed and memory of LLV-FSR and baselines, in one process with one setting (results: markdown + JSON).
 
-  python benchmarks/bench_speed.py --quick            # < 5 min on 2 cores: x8 only, fewer repeats
+  python benchmarks/bench_speed.py --quick            # about 7 min on 2 cores: x8 only, fewer repeats
   python benchmarks/bench_speed.py --json bench.json  # the full run (x8 and x16)
 
 Measures, per network: params, FLOPs (torch.utils.flop_counter), forward ms/face at batch 1 and 16,
@@ -181,8 +181,8 @@ def variants(scale, repeats):
 
 
 def loader_speed(root, workers_list, seconds=6):
-    from basicsr.data import build_dataloader, build_dataset
     training.install()  # the text collate and spawn-safe workers, as under the `basicsr` CLI
+    from basicsr.data import build_dataloader, build_dataset  # after install(): the patched builder
     out = {}
     for w in workers_list:
         opt = dict(O.dataset_opt(root, 'train', 8, PAPER_PRIORS, phase='train', workers=w), phase='train', scale=8,
@@ -267,6 +267,11 @@ def main(argv=None):
         json.dump(res, open(args.json, 'w'), indent=1, default=str)
 
 
+def ms(v):
+    """A time in ms for the table; '-' where it was not measured (NaN: --quick skips batch 16)."""
+    return '-' if v != v else f'{v:.0f}'
+
+
 def render(res):
     lines = [f"{res['date']}, {res['cpu']}, {res['threads']} threads, torch {res['torch']}; "
              f"fp32 matmul {res['matmul_fp32_GFLOPs_per_s']:.0f} GFLOP/s", '']
@@ -278,7 +283,7 @@ def render(res):
                   '|---|---|---|---|---|---|---|']
         for n, r in rows.items():
             lines.append(f"| {n} | {r['params_M']:.2f} | {r['GFLOPs']:.2f} | {r['fwd_b1_ms']:.0f} "
-                         f"({r['fwd_b1_ms'] / first['fwd_b1_ms']:.2f}x) | {r['fwd_b16_ms_per_face']:.0f} | "
+                         f"({r['fwd_b1_ms'] / first['fwd_b1_ms']:.2f}x) | {ms(r['fwd_b16_ms_per_face'])} | "
                          f"{r['train_b8_ms']:.0f} ({r['train_b8_ms'] / first['train_b8_ms']:.2f}x) | "
                          f"{r['peak_rss_growth_MB']:.0f} |")
         lines.append('')
