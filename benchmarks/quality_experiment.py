@@ -32,6 +32,7 @@ own), so each seed's difference measures the priors, not two initialisations.
 """
 import argparse
 import csv
+import glob
 import json
 import os
 import subprocess
@@ -156,8 +157,19 @@ def main(argv=None):
     timing.setdefault('prep_minutes', (time.time() - t) / 60)
     for seed in args.seeds:
         run_seed(args, root, args.scale, seed, timing)
-        json.dump(timing, open(timing_path, 'w'), indent=1)
+        json.dump(collect_timing(args.out, timing), open(timing_path, 'w'), indent=1)
     summarize(args.out, sorted({int(k.rsplit('_s', 1)[1]) for k in timing if '_s' in k}))
+
+
+def collect_timing(out, timing):
+    """Add to `timing` every finished run of `out` (each run writes its own <run>_timing.json when it ends):
+    processes sharing an out directory (one per seed or row) do not drop each other's runs from timing.json
+    and the summary."""
+    for path in sorted(glob.glob(os.path.join(out, 'q_*_timing.json'))):
+        run = json.load(open(path))
+        if 'row' in run and 'seed' in run:
+            timing[f"{run['row']}_s{run['seed']}"] = run
+    return timing
 
 
 def run_seed(args, root, scale, seed, timing):
