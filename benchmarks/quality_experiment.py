@@ -156,15 +156,15 @@ def main(argv=None):
     timing = json.load(open(timing_path)) if os.path.isfile(timing_path) else {}
     timing.setdefault('prep_minutes', (time.time() - t) / 60)
     for seed in args.seeds:
-        run_seed(args, root, args.scale, seed, timing)
+        run_seed(args, root, args.scale, seed)
         json.dump(collect_timing(args.out, timing), open(timing_path, 'w'), indent=1)
     summarize(args.out, sorted({int(k.rsplit('_s', 1)[1]) for k in timing if '_s' in k}))
 
 
 def collect_timing(out, timing):
-    """Add to `timing` every finished run of `out` (each run writes its own <run>_timing.json when it ends):
-    processes sharing an out directory (one per seed or row) do not drop each other's runs from timing.json
-    and the summary."""
+    """Add to `timing` every finished run of `out`, from the record each run writes when it ends
+    (<run>_timing.json, the one source): processes sharing an out directory (one per seed or row) do not drop
+    each other's runs from timing.json and the summary."""
     for path in sorted(glob.glob(os.path.join(out, 'q_*_timing.json'))):
         run = json.load(open(path))
         if 'row' in run and 'seed' in run:
@@ -172,7 +172,7 @@ def collect_timing(out, timing):
     return timing
 
 
-def run_seed(args, root, scale, seed, timing):
+def run_seed(args, root, scale, seed):
     """Train and test every row with one seed; report them (paired against Model 1 when it is a row) in
     <out>/report (seed 0) or <out>/report_s<seed>."""
     methods = []
@@ -194,26 +194,24 @@ def run_seed(args, root, scale, seed, timing):
             O.dump_yaml(os.path.join(args.out, f'{name}_{kind}.yml'), o)
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
         row_json = os.path.join(args.out, f'{name}_timing.json')
-        key = f'{row}_s{seed}'
-        if os.path.isfile(row_json) and json.load(open(row_json))['iters'] == iters:  # finished earlier
-            timing[key] = json.load(open(row_json))
-        else:
+        run = json.load(open(row_json)) if os.path.isfile(row_json) else {}
+        if run.get('iters') != iters:  # not finished earlier (or with other iterations: continue it)
             t = time.time()
             resume = ['--auto_resume'] if os.path.isdir(os.path.join(args.out, 'experiments', name)) else []
             subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'train', '-opt', f'{name}_train.yml', *resume],
                            cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
-            timing[key] = {'label': label, 'row': row, 'train_minutes': (time.time() - t) / 60, 'iters': iters,
-                           'batch': batch, 'seed': seed, 'threads': args.threads}
+            run = {'label': label, 'row': row, 'train_minutes': (time.time() - t) / 60, 'iters': iters,
+                   'batch': batch, 'seed': seed, 'threads': args.threads}
             subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'test', '-opt', f'{name}_test.yml'],
                            cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
-            json.dump(timing[key], open(row_json, 'w'))
+            json.dump(run, open(row_json, 'w'))
         sens = os.path.join(args.out, f'{name}_sensitivity.json')
         if args.sensitivity and priors and net_g.get('type') == 'LLVFSRArch' and not os.path.isfile(sens):
             subprocess.run([sys.executable, os.path.join(HERE, 'benchmarks', 'prior_sensitivity.py'), '-opt',
                             f'{name}_test.yml', '--ckpt', f'experiments/{name}/models/net_g_latest.pth', '--json',
                             sens], cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
         methods += ['--method', f"{label}={args.out}/results/{name}/visualization/q_val"]
-        print(f'[quality] seed {seed} {label}: {timing[key]["train_minutes"]:.1f} min for {iters} iterations',
+        print(f'[quality] seed {seed} {label}: {run["train_minutes"]:.1f} min for {iters} iterations',
               flush=True)
     reference = ['--reference', ROWS['model1'][0]] if 'model1' in args.rows else []
     metrics = ['--metrics', *args.report_metrics] if args.report_metrics else []

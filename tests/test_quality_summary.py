@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'benchmarks'))
 
-from quality_experiment import collect_timing, over_seeds, over_seeds_md, plot_seeds, prior_use, prior_use_md  # noqa: E402
+from quality_experiment import collect_timing, over_seeds, over_seeds_md, plot_seeds, prior_use, prior_use_md, run_name  # noqa: E402
 
 
 def diff(mean, lo, hi):
@@ -43,8 +43,8 @@ def test_collect_timing_keeps_runs_finished_by_other_processes(tmp_path):
     # two processes shared this out directory; the one summarizing last had loaded timing.json before the other
     # finished: the runs' own records put both seeds back
     for row, seed in (('model1', 0), ('llvfsr_sft', 2)):
-        name = f'q_{row}' + (f'_s{seed}' if seed else '')
-        (tmp_path / f'{name}_timing.json').write_text(json.dumps({'row': row, 'seed': seed, 'iters': 600}))
+        record = {'row': row, 'seed': seed, 'iters': 600}
+        (tmp_path / f'{run_name(row, seed)}_timing.json').write_text(json.dumps(record))
     timing = collect_timing(str(tmp_path), {'prep_minutes': 0.1, 'model1_s1': {'row': 'model1', 'seed': 1}})
     assert set(timing) == {'prep_minutes', 'model1_s0', 'model1_s1', 'llvfsr_sft_s2'}
     assert timing['llvfsr_sft_s2']['iters'] == 600
