@@ -25,8 +25,9 @@ interval) per seed in <out>/report (seed 0) or <out>/report_s<seed>/; summary.md
 each prior row minus the Model 1 of its own geometry, every row minus today's Model 1 and each prior row
 minus today's default (llvfsr_lr), per face with 95 % bootstrap intervals, and over seeds (seeds.png); with
 --sensitivity, each prior row's PSNR with its own priors minus with blank / another face's priors (what the
-output owes to the priors' content rather than to the layers that fuse them); train minutes in timing.json
-(wall minutes: a busy machine inflates them; per-step cost comes from bench_speed.py).
+output owes to the priors' content rather than to the layers that fuse them); train minutes in timing.json:
+wall minutes, which a busy machine inflates, and CPU minutes of the training process, which it does not (both
+summed over a continued run; per-step cost on an idle machine comes from bench_speed.py).
 Under one seed a prior row starts from its Model 1's weights (the prior modules have a random stream of their
 own), so each seed's difference measures the priors, not two initialisations.
 """
@@ -35,6 +36,7 @@ import csv
 import glob
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -196,14 +198,8 @@ def run_seed(args, root, scale, seed):
         row_json = os.path.join(args.out, f'{name}_timing.json')
         run = json.load(open(row_json)) if os.path.isfile(row_json) else {}
         if run.get('iters') != iters:  # not finished earlier (or with other iterations: continue it)
-            t = time.time()
-            resume = ['--auto_resume'] if os.path.isdir(os.path.join(args.out, 'experiments', name)) else []
-            subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'train', '-opt', f'{name}_train.yml', *resume],
-                           cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
-            run = {'label': label, 'row': row, 'train_minutes': (time.time() - t) / 60, 'iters': iters,
-                   'batch': batch, 'seed': seed, 'threads': args.threads}
-            subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'test', '-opt', f'{name}_test.yml'],
-                           cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
+            run = train_and_test(args.out, name, run, env, label=label, row=row, iters=iters, batch=batch,
+                                 seed=seed, threads=args.threads)
             json.dump(run, open(row_json, 'w'))
         sens = os.path.join(args.out, f'{name}_sensitivity.json')
         if args.sensitivity and priors and net_g.get('type') == 'LLVFSRArch' and not os.path.isfile(sens):
@@ -211,13 +207,53 @@ def run_seed(args, root, scale, seed):
                             f'{name}_test.yml', '--ckpt', f'experiments/{name}/models/net_g_latest.pth', '--json',
                             sens], cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
         methods += ['--method', f"{label}={args.out}/results/{name}/visualization/q_val"]
-        print(f'[quality] seed {seed} {label}: {run["train_minutes"]:.1f} min for {iters} iterations',
+        cpu = '' if run.get('cpu_minutes') is None else f', {run["cpu_minutes"]:.1f} CPU min'
+        print(f'[quality] seed {seed} {label}: {run["train_minutes"]:.1f} wall min{cpu} for {iters} iterations',
               flush=True)
     reference = ['--reference', ROWS['model1'][0]] if 'model1' in args.rows else []
     metrics = ['--metrics', *args.report_metrics] if args.report_metrics else []
     subprocess.run([sys.executable, '-m', 'llvfsr_plugin.report', '--hr', hr_path(root, 'val'), '--lr',
                     lr_path(root, 'val', scale), '--scale', str(scale), *methods, *reference, *metrics, '--out',
                     report_dir(args.out, seed)], check=True)
+
+
+def train_and_test(out, name, record, env, **fields):
+    """Train run `name` of `out` to fields['iters'] (resuming its latest checkpoint when it has one) and test it.
+
+    Args:
+        out (str): the experiment's out directory (holds <name>_train.yml and <name>_test.yml).
+        name (str): the run's name (run_name).
+        record (dict): the run's earlier record ({} if none): a finished shorter run that this call continues
+            adds its minutes to this call's.
+        env (dict): the environment of the train and test processes (OMP_NUM_THREADS).
+        **fields: the record's own fields (label, row, iters, batch, seed, threads).
+
+    Returns:
+        dict: the run's record: fields, `train_minutes` (wall) and `cpu_minutes` (the training process's user +
+        system CPU time, which a busy machine does not inflate, unlike wall minutes), both summed over the
+        continuations of the run (`continued_from`: the iterations of the record it continued; a run stopped
+        mid-way loses the minutes of the stopped part, and continuing a record without CPU minutes gives None).
+    """
+    wall, cpu = time.time(), children_cpu_seconds()
+    resume = ['--auto_resume'] if os.path.isdir(os.path.join(out, 'experiments', name)) else []
+    subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'train', '-opt', f'{name}_train.yml', *resume],
+                   cwd=out, check=True, env=env, stdout=subprocess.DEVNULL)
+    wall, cpu = (time.time() - wall) / 60, (children_cpu_seconds() - cpu) / 60
+    before = record if record.get('iters', fields['iters']) < fields['iters'] else {}
+    cpu_before = before.get('cpu_minutes') if before else 0  # None: the continued record did not measure it
+    run = dict(fields, train_minutes=before.get('train_minutes', 0) + wall,
+               cpu_minutes=None if cpu_before is None else cpu_before + cpu)
+    if before:
+        run['continued_from'] = before['iters']
+    subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'test', '-opt', f'{name}_test.yml'], cwd=out,
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    return run
+
+
+def children_cpu_seconds():
+    """User + system CPU seconds of this process's finished child processes."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_name(row, seed):

@@ -48,3 +48,36 @@ def test_collect_timing_keeps_runs_finished_by_other_processes(tmp_path):
     timing = collect_timing(str(tmp_path), {'prep_minutes': 0.1, 'model1_s1': {'row': 'model1', 'seed': 1}})
     assert set(timing) == {'prep_minutes', 'model1_s0', 'model1_s1', 'llvfsr_sft_s2'}
     assert timing['llvfsr_sft_s2']['iters'] == 600
+
+
+def test_train_and_test_sums_wall_and_cpu_minutes_over_continuations(tmp_path, monkeypatch):
+    # a fake trainer that burns CPU in a child process: the record's CPU minutes come from the child, and a run
+    # continued from a finished shorter one carries the earlier minutes on
+    import subprocess
+
+    import quality_experiment
+    calls = []
+    real_run = subprocess.run
+
+    def fake_run(cmd, **kw):
+        calls.append(cmd[3:])
+        if cmd[3] == 'train':
+            burn = 'import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass'
+            real_run([sys.executable, '-c', burn], check=True)
+
+    monkeypatch.setattr(quality_experiment.subprocess, 'run', fake_run)
+    fields = dict(label='Model 1', row='model1', iters=200, batch=8, seed=0, threads=1)
+    first = quality_experiment.train_and_test(str(tmp_path), 'q_model1', {}, {}, **fields)
+    assert calls == [['train', '-opt', 'q_model1_train.yml'], ['test', '-opt', 'q_model1_test.yml']]
+    assert first['cpu_minutes'] >= 0.25 / 60 and first['train_minutes'] >= first['cpu_minutes'] * 0.5
+    assert 'continued_from' not in first and first['iters'] == 200
+    (tmp_path / 'experiments' / 'q_model1').mkdir(parents=True)  # its checkpoints: the next call resumes them
+    longer = quality_experiment.train_and_test(str(tmp_path), 'q_model1', first, {}, **dict(fields, iters=400))
+    assert calls[2] == ['train', '-opt', 'q_model1_train.yml', '--auto_resume']
+    assert longer['continued_from'] == 200 and longer['iters'] == 400
+    assert longer['cpu_minutes'] >= first['cpu_minutes'] + 0.25 / 60
+    assert longer['train_minutes'] > first['train_minutes']
+    # a record from before CPU minutes were measured: its continuation says it does not know them
+    old = {k: v for k, v in first.items() if k != 'cpu_minutes'}
+    assert quality_experiment.train_and_test(str(tmp_path), 'q_model1', old, {}, **dict(fields, iters=600))[
+        'cpu_minutes'] is None
