@@ -1,0 +1,128 @@
+#!/usr/bin/env python
+"""Do the mask and depth maps stored for the LR faces say more about each face than a mean face does?
+
+A map prior can only help where it carries what the LR pixels hide. This compares, per face of a prepared
+split, the stored LR-derived maps (whatever extractor made them) with maps FaceMesh draws from the HR face
+(the reference), next to the mean-face maps (the extractors' fallback when no face is found): mask mIoU
+over the face labels present in either map, depth correlation. An LR map that does not beat the mean face
+hands the network little it could not learn as a constant.
+
+  python benchmarks/map_agreement.py --root runs/x16/data --scale 16 [--split val] [--limit 100] [--json out.json]
+
+Output: a table (mean, and LR minus mean face per face with a 95 % bootstrap interval), and with --json every
+face's scores. Faces whose HR face FaceMesh cannot read are left out and counted.
+"""
+import argparse
+import json
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+from llvfsr_plugin.errors import UserError
+from llvfsr_plugin.prep.images import decode_png
+from llvfsr_plugin.prep.layout import hr_path, prior_path
+from llvfsr_plugin.priors.contract import MASK_LABELS
+from llvfsr_plugin.priors.extractors.map_extractors import (
+    FaceMeshRunner,
+    interpolate_depth,
+    mean_prior,
+    rasterize_regions,
+    resize_map,
+)
+from llvfsr_plugin.priors.store import PriorStore, Store
+from llvfsr_plugin.utils.stats import paired_bootstrap
+
+
+def mask_miou(a, b):
+    """Mean IoU of two label maps over the face labels (not background) present in either."""
+    labels = [c for c in range(1, len(MASK_LABELS)) if (a == c).any() or (b == c).any()]
+    return float(np.mean([((a == c) & (b == c)).sum() / ((a == c) | (b == c)).sum() for c in labels]))
+
+
+def depth_corr(a, b):
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
+
+
+def agreement(root, scale, split='val', limit=0):
+    """Per face: the stored LR maps and the mean-face maps, each against FaceMesh on the HR face.
+
+    Args:
+        root (str): a prepared dataset root (hr.lmdb, priors_x<scale>/mask.lmdb and depth.lmdb per split).
+        scale (int): which LR's maps.  split (str): which split.  limit (int): first N faces (0: all).
+    Returns:
+        dict: `faces` (key -> scores: lr_fallback, mask_lr, mask_mean_face, depth_lr, depth_mean_face),
+        `hr_unread` (keys whose HR face FaceMesh could not read).
+    """
+    hr = Store(hr_path(root, split))
+    stores = {p: PriorStore(prior_path(root, split, scale, p)) for p in ('mask', 'depth')}
+    keys = sorted(stores['mask'].keys())[:limit or None]
+    runner = FaceMeshRunner.get()
+    mean_mask, mean_depth = mean_prior()
+    faces, unread = {}, []
+    for key in tqdm(keys, desc=f'map agreement x{scale} {split}', unit='face', file=sys.stderr):
+        (mask, meta), (depth, _) = stores['mask'].get(key), stores['depth'].get(key)
+        mask, depth = mask['mask'], depth['depth']
+        lm = runner.landmarks(f'hr/{key}', decode_png(hr.get_bytes(key)))
+        if lm is None:
+            unread.append(key)
+            continue
+        size = mask.shape[-1]
+        ref_mask, ref_depth = rasterize_regions(lm, size), interpolate_depth(lm, depth.shape[-1])
+        faces[key] = {
+            'lr_fallback': bool(meta.get('fallback')),
+            'mask_lr': mask_miou(mask.reshape(ref_mask.shape), ref_mask),
+            'mask_mean_face': mask_miou(resize_map(mean_mask, size, True), ref_mask),
+            'depth_lr': depth_corr(depth, ref_depth),
+            'depth_mean_face': depth_corr(resize_map(mean_depth.astype(np.float32), depth.shape[-1], False),
+                                          ref_depth)}
+    return {'faces': faces, 'hr_unread': unread}
+
+
+def summary(result):
+    faces = list(result['faces'].values())
+    if not faces:
+        raise UserError('map_agreement: FaceMesh read none of the HR faces; nothing to compare')
+    col = {k: [f[k] for f in faces] for k in faces[0]}
+    out = {'faces': len(faces), 'hr_unread': len(result['hr_unread']),
+           'lr_fallback': float(np.mean(col['lr_fallback']))}
+    for m in ('mask', 'depth'):
+        out[m] = {'lr': float(np.mean(col[f'{m}_lr'])), 'mean_face': float(np.mean(col[f'{m}_mean_face'])),
+                  'lr_minus_mean_face': paired_bootstrap(col[f'{m}_lr'], col[f'{m}_mean_face'])}
+    return out
+
+
+def table(s, scale):
+    rows = [f'x{scale}: {s["faces"]} faces ({s["hr_unread"]} HR faces unread), LR extractor fell back to the '
+            f'mean face on {100 * s["lr_fallback"]:.0f} %', '',
+            '| map (vs FaceMesh on the HR face) | LR maps | mean face | LR − mean face (95 % CI) | faces LR better |',
+            '|---|---|---|---|---|']
+    for m, what in (('mask', 'mask mIoU'), ('depth', 'depth correlation')):
+        d = s[m]['lr_minus_mean_face']
+        rows.append(f'| {what} | {s[m]["lr"]:.3f} | {s[m]["mean_face"]:.3f} | {d["mean"]:+.3f} '
+                    f'[{d["lo"]:+.3f}, {d["hi"]:+.3f}] | {100 * d["better"]:.0f} % |')
+    return '\n'.join(rows)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--root', required=True, help='a prepared dataset root (datasets_prep/make_dataset.py)')
+    ap.add_argument('--scale', type=int, required=True)
+    ap.add_argument('--split', default='val')
+    ap.add_argument('--limit', type=int, default=0, help='first N faces (0: all)')
+    ap.add_argument('--json', default=None, help='write the summary and every face\'s scores here')
+    args = ap.parse_args(argv)
+    try:
+        result = agreement(args.root, args.scale, args.split, args.limit)
+        s = summary(result)
+    except (UserError, FileNotFoundError) as e:
+        sys.exit(f'error: {e}')
+    print(table(s, args.scale))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(s, per_face=result['faces'], hr_unread_keys=result['hr_unread']), f, indent=1)
+
+
+if __name__ == '__main__':
+    main()
