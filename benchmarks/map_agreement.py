@@ -5,22 +5,28 @@ A map prior can only help where it carries what the LR pixels hide. This compare
 split, the stored LR-derived maps (whatever extractor made them) with maps FaceMesh draws from the HR face
 (the reference), next to the mean-face maps (the extractors' fallback when no face is found): mask mIoU
 over the face labels present in either map, depth correlation. An LR map that does not beat the mean face
-hands the network little it could not learn as a constant.
+hands the network little it could not learn as a constant. With --from-images, the LR maps are instead drawn
+by FaceMesh from a folder of images of the same faces (<key>.png or <key>_<anything>.png), e.g. a first-pass
+SR output: would priors extracted after a first SR pass say more?
 
   python benchmarks/map_agreement.py --root runs/x16/data --scale 16 [--split val] [--limit 100] [--json out.json]
+  python benchmarks/map_agreement.py --root runs/x16/data --scale 16 \
+      --from-images runs/x16/results/q_model1/visualization/q_val
 
 Output: a table (mean, and LR minus mean face per face with a 95 % bootstrap interval), and with --json every
 face's scores. Faces whose HR face FaceMesh cannot read are left out and counted.
 """
 import argparse
+import glob
 import json
+import os
 import sys
 
 import numpy as np
 from tqdm import tqdm
 
 from llvfsr_plugin.errors import UserError
-from llvfsr_plugin.prep.images import decode_png
+from llvfsr_plugin.prep.images import decode_png, read_rgb
 from llvfsr_plugin.prep.layout import hr_path, prior_path
 from llvfsr_plugin.priors.contract import MASK_LABELS
 from llvfsr_plugin.priors.extractors.map_extractors import (
@@ -45,12 +51,25 @@ def depth_corr(a, b):
     return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
 
 
-def agreement(root, scale, split='val', limit=0):
+def image_maps(folder, key, runner, size, depth_size):
+    """FaceMesh maps of the image of `key` in `folder` (<key>.png or <key>_*.png), or None if no face is found."""
+    paths = glob.glob(os.path.join(glob.escape(folder), f'{glob.escape(key)}.png')) + \
+        glob.glob(os.path.join(glob.escape(folder), f'{glob.escape(key)}_*.png'))
+    if len(paths) != 1:
+        raise UserError(f'{folder}: expected one image of face {key!r} ({key}.png or {key}_<suffix>.png), found '
+                        f'{len(paths)}')
+    lm = runner.landmarks(f'img/{paths[0]}', read_rgb(paths[0]))
+    return None if lm is None else (rasterize_regions(lm, size), interpolate_depth(lm, depth_size))
+
+
+def agreement(root, scale, split='val', limit=0, from_images=None):
     """Per face: the stored LR maps and the mean-face maps, each against FaceMesh on the HR face.
 
     Args:
         root (str): a prepared dataset root (hr.lmdb, priors_x<scale>/mask.lmdb and depth.lmdb per split).
         scale (int): which LR's maps.  split (str): which split.  limit (int): first N faces (0: all).
+        from_images (str): a folder of images of the split's faces: FaceMesh maps drawn from them (the mean
+            face where it finds none) stand in for the stored ones (the stored ones give the map sizes).
     Returns:
         dict: `faces` (key -> scores: lr_fallback, mask_lr, mask_mean_face, depth_lr, depth_mean_face),
         `hr_unread` (keys whose HR face FaceMesh could not read).
@@ -64,6 +83,11 @@ def agreement(root, scale, split='val', limit=0):
     for key in tqdm(keys, desc=f'map agreement x{scale} {split}', unit='face', file=sys.stderr):
         (mask, meta), (depth, _) = stores['mask'].get(key), stores['depth'].get(key)
         mask, depth = mask['mask'], depth['depth']
+        if from_images:
+            maps = image_maps(from_images, key, runner, mask.shape[-1], depth.shape[-1])
+            meta = {'fallback': maps is None}
+            mask, depth = maps or (resize_map(mean_mask, mask.shape[-1], True),
+                                   resize_map(mean_depth.astype(np.float32), depth.shape[-1], False))
         lm = runner.landmarks(f'hr/{key}', decode_png(hr.get_bytes(key)))
         if lm is None:
             unread.append(key)
@@ -93,10 +117,11 @@ def summary(result):
     return out
 
 
-def table(s, scale):
-    rows = [f'x{scale}: {s["faces"]} faces ({s["hr_unread"]} HR faces unread), LR extractor fell back to the '
+def table(s, scale, source='LR extractor', maps='LR maps'):
+    rows = [f'x{scale}: {s["faces"]} faces ({s["hr_unread"]} HR faces unread), {source} fell back to the '
             f'mean face on {100 * s["lr_fallback"]:.0f} %', '',
-            '| map (vs FaceMesh on the HR face) | LR maps | mean face | LR − mean face (95 % CI) | faces LR better |',
+            f'| map (vs FaceMesh on the HR face) | {maps} | mean face | {maps} − mean face (95 % CI) | faces where '
+            f'{maps} are better |',
             '|---|---|---|---|---|']
     for m, what in (('mask', 'mask mIoU'), ('depth', 'depth correlation')):
         d = s[m]['lr_minus_mean_face']
@@ -111,14 +136,16 @@ def main(argv=None):
     ap.add_argument('--scale', type=int, required=True)
     ap.add_argument('--split', default='val')
     ap.add_argument('--limit', type=int, default=0, help='first N faces (0: all)')
+    ap.add_argument('--from-images', default=None,
+                    help='draw the LR maps with FaceMesh from these images of the faces instead (e.g. SR outputs)')
     ap.add_argument('--json', default=None, help='write the summary and every face\'s scores here')
     args = ap.parse_args(argv)
     try:
-        result = agreement(args.root, args.scale, args.split, args.limit)
+        result = agreement(args.root, args.scale, args.split, args.limit, args.from_images)
         s = summary(result)
     except (UserError, FileNotFoundError) as e:
         sys.exit(f'error: {e}')
-    print(table(s, args.scale))
+    print(table(s, args.scale, *(('FaceMesh on ' + args.from_images, 'image maps') if args.from_images else ())))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(s, per_face=result['faces'], hr_unread_keys=result['hr_unread']), f, indent=1)

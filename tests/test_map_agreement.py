@@ -4,6 +4,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
+from PIL import Image
+
+from llvfsr_plugin.errors import UserError
+from llvfsr_plugin.prep.images import decode_png
+from llvfsr_plugin.prep.layout import hr_path
+from llvfsr_plugin.priors.store import Store
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'benchmarks'))
 from map_agreement import agreement, mask_miou, summary  # noqa: E402
@@ -38,3 +45,17 @@ def test_cli_names_a_missing_store(tmp_path):
     r = subprocess.run([sys.executable, 'benchmarks/map_agreement.py', '--root', str(tmp_path), '--scale', '8'],
                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), capture_output=True, text=True)
     assert r.returncode != 0 and 'store not found' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_maps_from_images_of_the_hr_faces_match_the_reference(tiny_root, tmp_path):
+    # images named as BasicSR's visualization names them (<key>_<suffix>.png); here the HR faces themselves,
+    # so the maps drawn from them are the reference maps
+    hr = Store(hr_path(tiny_root, 'val'))
+    for key in hr.keys():
+        Image.fromarray(decode_png(hr.get_bytes(key))).save(tmp_path / f'{key}_q_model1.png')
+    faces = agreement(tiny_root, 8, 'val', from_images=str(tmp_path))['faces']
+    assert faces and not any(f['lr_fallback'] for f in faces.values())
+    assert all(f['mask_lr'] == 1.0 and np.isclose(f['depth_lr'], 1.0) for f in faces.values())
+    (tmp_path / f'{key}_q_model1.png').unlink()
+    with pytest.raises(UserError, match=f'face {key!r}'):
+        agreement(tiny_root, 8, 'val', from_images=str(tmp_path))
