@@ -59,3 +59,17 @@ def test_maps_from_images_of_the_hr_faces_match_the_reference(tiny_root, tmp_pat
     (tmp_path / f'{key}_q_model1.png').unlink()
     with pytest.raises(UserError, match=f'face {key!r}'):
         agreement(tiny_root, 8, 'val', from_images=str(tmp_path))
+
+
+def test_reference_from_a_store_of_hr_derived_maps(tiny_root, tmp_path):
+    # the same extractor run on the HR faces (quality_experiment's oracle-maps root) as the reference: it draws
+    # what FaceMesh on the HR face draws, so both references score the LR maps alike
+    from quality_experiment import prep_hr_priors
+    hr_root = prep_hr_priors(tiny_root, str(tmp_path), 8, 128)
+    by_store = agreement(tiny_root, 8, 'val', hr_root=hr_root)
+    by_mesh = agreement(tiny_root, 8, 'val')
+    assert by_store['faces'].keys() == by_mesh['faces'].keys() and by_store['faces']
+    for key, f in by_store['faces'].items():
+        assert f['mask_lr'] == by_mesh['faces'][key]['mask_lr']
+        assert np.isclose(f['depth_lr'], by_mesh['faces'][key]['depth_lr'], atol=1e-3)
+    assert by_store['label_iou'] == by_mesh['label_iou'] and 0 < by_store['label_iou']['lr']['face'] <= 1
