@@ -25,6 +25,7 @@ import glob
 import json
 import os
 import sys
+from functools import lru_cache
 
 import numpy as np
 from tqdm import tqdm
@@ -80,7 +81,7 @@ def reference_maps(key, hr, hr_stores, runner, size, depth_size):
 
 
 def agreement(root, scale, split='val', limit=0, from_images=None, hr_root=None):
-    """Per face: the stored LR maps and the mean-face maps, each against FaceMesh on the HR face.
+    """Per face: the stored LR maps and the mean-face maps, each against the reference maps.
 
     Args:
         root (str): a prepared dataset root (hr.lmdb, priors_x<scale>/mask.lmdb and depth.lmdb per split).
@@ -101,6 +102,11 @@ def agreement(root, scale, split='val', limit=0, from_images=None, hr_root=None)
     keys = sorted(stores['mask'].keys())[:limit or None]
     runner = FaceMeshRunner.get()
     mean_mask, mean_depth = mean_prior()
+
+    @lru_cache(maxsize=None)
+    def mean_face(size, depth_size):
+        return resize_map(mean_mask, size, True), resize_map(mean_depth.astype(np.float32), depth_size, False)
+
     faces, unread = {}, []
     for key in tqdm(keys, desc=f'map agreement x{scale} {split}', unit='face', file=sys.stderr):
         (mask, meta), (depth, _) = stores['mask'].get(key), stores['depth'].get(key)
@@ -108,26 +114,24 @@ def agreement(root, scale, split='val', limit=0, from_images=None, hr_root=None)
         if from_images:
             maps = image_maps(from_images, key, runner, mask.shape[-1], depth.shape[-1])
             meta = {'fallback': maps is None}
-            mask, depth = maps or (resize_map(mean_mask, mask.shape[-1], True),
-                                   resize_map(mean_depth.astype(np.float32), depth.shape[-1], False))
+            mask, depth = maps or mean_face(mask.shape[-1], depth.shape[-1])
         size = mask.shape[-1]
         ref = reference_maps(key, hr, hr_stores, runner, size, depth.shape[-1])
         if ref is None:
             unread.append(key)
             continue
         ref_mask, ref_depth = ref
-        mask, mean_face = mask.reshape(ref_mask.shape), resize_map(mean_mask, size, True)
-        for i, m in enumerate((mask, mean_face)):
+        mask, (mean_face_mask, mean_face_depth) = mask.reshape(ref_mask.shape), mean_face(size, depth.shape[-1])
+        for i, m in enumerate((mask, mean_face_mask)):
             for c in range(len(MASK_LABELS)):
                 inter[i, c] += ((m == c) & (ref_mask == c)).sum()
                 union[i, c] += ((m == c) | (ref_mask == c)).sum()
         faces[key] = {
             'lr_fallback': bool(meta.get('fallback')),
             'mask_lr': mask_miou(mask, ref_mask),
-            'mask_mean_face': mask_miou(mean_face, ref_mask),
+            'mask_mean_face': mask_miou(mean_face_mask, ref_mask),
             'depth_lr': depth_corr(depth, ref_depth),
-            'depth_mean_face': depth_corr(resize_map(mean_depth.astype(np.float32), depth.shape[-1], False),
-                                          ref_depth)}
+            'depth_mean_face': depth_corr(mean_face_depth, ref_depth)}
     label_iou = {w: {n: float(inter[i, c] / union[i, c]) for c, n in enumerate(MASK_LABELS) if union[i, c]}
                  for i, w in enumerate(('lr', 'mean_face'))}
     return {'faces': faces, 'hr_unread': unread, 'label_iou': label_iou}
