@@ -34,21 +34,40 @@ from llvfsr_plugin.errors import UserError
 from llvfsr_plugin.prep.images import decode_png, read_rgb
 from llvfsr_plugin.prep.layout import hr_path, prior_path
 from llvfsr_plugin.priors.contract import MASK_LABELS
-from llvfsr_plugin.priors.extractors.map_extractors import (
-    FaceMeshRunner,
-    interpolate_depth,
-    mean_prior,
-    rasterize_regions,
-    resize_map,
-)
+from llvfsr_plugin.priors.extractors.map_extractors import FaceMeshDepth, FaceMeshMask, FaceMeshRunner, resize_map
 from llvfsr_plugin.priors.store import PriorStore, Store
 from llvfsr_plugin.utils.stats import paired_bootstrap
 
 
+def label_counts(a, b):
+    """Per label of MASK_LABELS: pixels in both label maps (intersection) and in either (union)."""
+    labels = np.arange(len(MASK_LABELS))[:, None, None]
+    return ((a == labels) & (b == labels)).sum((1, 2)), ((a == labels) | (b == labels)).sum((1, 2))
+
+
+def counts_miou(inter, union):
+    """Mean IoU over the face labels (not background) present in either map, from label_counts."""
+    present = union[1:] > 0
+    return float(np.mean(inter[1:][present] / union[1:][present]))
+
+
 def mask_miou(a, b):
     """Mean IoU of two label maps over the face labels (not background) present in either."""
-    labels = [c for c in range(1, len(MASK_LABELS)) if (a == c).any() or (b == c).any()]
-    return float(np.mean([((a == c) & (b == c)).sum() / ((a == c) | (b == c)).sum() for c in labels]))
+    return counts_miou(*label_counts(a, b))
+
+
+@lru_cache(maxsize=None)
+def facemesh_maps(size, depth_size):
+    """The offline FaceMesh extractors at these map sizes: their maps from landmarks (`from_mesh`) are the ones
+    a store holds, and their `fallback` is the mean face a store holds where FaceMesh found none."""
+    return FaceMeshMask(prior_size=size), FaceMeshDepth(prior_size=depth_size)
+
+
+def mesh_maps(lm, size, depth_size):
+    """(mask, depth) FaceMesh draws from landmarks `lm`, or the mean face if `lm` is None."""
+    mask, depth = facemesh_maps(size, depth_size)
+    m, d = (mask.fallback(), depth.fallback()) if lm is None else (mask.from_mesh(lm), depth.from_mesh(lm))
+    return m['mask'], d['depth']
 
 
 def depth_corr(a, b):
@@ -64,7 +83,7 @@ def image_maps(folder, key, runner, size, depth_size):
         raise UserError(f'{folder}: expected one image of face {key!r} ({key}.png or {key}_<suffix>.png), found '
                         f'{len(paths)}')
     lm = runner.landmarks(f'img/{paths[0]}', read_rgb(paths[0]))
-    return None if lm is None else (rasterize_regions(lm, size), interpolate_depth(lm, depth_size))
+    return None if lm is None else mesh_maps(lm, size, depth_size)
 
 
 def reference_maps(key, hr, hr_stores, runner, size, depth_size):
@@ -77,7 +96,7 @@ def reference_maps(key, hr, hr_stores, runner, size, depth_size):
         return (resize_map(mask['mask'].reshape(mask['mask'].shape[-2:]), size, True),
                 resize_map(depth['depth'].reshape(depth['depth'].shape[-2:]).astype(np.float32), depth_size, False))
     lm = runner.landmarks(f'hr/{key}', decode_png(hr.get_bytes(key)))
-    return None if lm is None else (rasterize_regions(lm, size), interpolate_depth(lm, depth_size))
+    return None if lm is None else mesh_maps(lm, size, depth_size)
 
 
 def agreement(root, scale, split='val', limit=0, from_images=None, hr_root=None):
@@ -101,12 +120,6 @@ def agreement(root, scale, split='val', limit=0, from_images=None, hr_root=None)
     inter, union = np.zeros((2, len(MASK_LABELS))), np.zeros((2, len(MASK_LABELS)))
     keys = sorted(stores['mask'].keys())[:limit or None]
     runner = FaceMeshRunner.get()
-    mean_mask, mean_depth = mean_prior()
-
-    @lru_cache(maxsize=None)
-    def mean_face(size, depth_size):
-        return resize_map(mean_mask, size, True), resize_map(mean_depth.astype(np.float32), depth_size, False)
-
     faces, unread = {}, []
     for key in tqdm(keys, desc=f'map agreement x{scale} {split}', unit='face', file=sys.stderr):
         (mask, meta), (depth, _) = stores['mask'].get(key), stores['depth'].get(key)
@@ -114,22 +127,22 @@ def agreement(root, scale, split='val', limit=0, from_images=None, hr_root=None)
         if from_images:
             maps = image_maps(from_images, key, runner, mask.shape[-1], depth.shape[-1])
             meta = {'fallback': maps is None}
-            mask, depth = maps or mean_face(mask.shape[-1], depth.shape[-1])
+            mask, depth = maps or mesh_maps(None, mask.shape[-1], depth.shape[-1])
         size = mask.shape[-1]
         ref = reference_maps(key, hr, hr_stores, runner, size, depth.shape[-1])
         if ref is None:
             unread.append(key)
             continue
         ref_mask, ref_depth = ref
-        mask, (mean_face_mask, mean_face_depth) = mask.reshape(ref_mask.shape), mean_face(size, depth.shape[-1])
-        for i, m in enumerate((mask, mean_face_mask)):
-            for c in range(len(MASK_LABELS)):
-                inter[i, c] += ((m == c) & (ref_mask == c)).sum()
-                union[i, c] += ((m == c) | (ref_mask == c)).sum()
+        mean_face_mask, mean_face_depth = mesh_maps(None, size, depth.shape[-1])
+        counts = [label_counts(m, ref_mask) for m in (mask.reshape(ref_mask.shape), mean_face_mask)]
+        for i, (i_c, u_c) in enumerate(counts):
+            inter[i] += i_c
+            union[i] += u_c
         faces[key] = {
             'lr_fallback': bool(meta.get('fallback')),
-            'mask_lr': mask_miou(mask, ref_mask),
-            'mask_mean_face': mask_miou(mean_face_mask, ref_mask),
+            'mask_lr': counts_miou(*counts[0]),
+            'mask_mean_face': counts_miou(*counts[1]),
             'depth_lr': depth_corr(depth, ref_depth),
             'depth_mean_face': depth_corr(mean_face_depth, ref_depth)}
     label_iou = {w: {n: float(inter[i, c] / union[i, c]) for c, n in enumerate(MASK_LABELS) if union[i, c]}

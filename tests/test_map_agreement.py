@@ -73,3 +73,13 @@ def test_reference_from_a_store_of_hr_derived_maps(tiny_root, tmp_path):
         assert f['mask_lr'] == by_mesh['faces'][key]['mask_lr']
         assert np.isclose(f['depth_lr'], by_mesh['faces'][key]['depth_lr'], atol=1e-3)
     assert by_store['label_iou'] == by_mesh['label_iou'] and 0 < by_store['label_iou']['lr']['face'] <= 1
+
+
+def test_hr_root_is_the_reference(tiny_root):
+    # the LR root as its own reference: every LR map matches it exactly, and the face whose stored maps are the
+    # mean-face fallback (key 7) has no reference; with FaceMesh on the HR face as reference neither holds
+    result = agreement(tiny_root, 8, 'val', hr_root=tiny_root)
+    assert result['faces'] and all(f['mask_lr'] == 1.0 and np.isclose(f['depth_lr'], 1.0)
+                                   for f in result['faces'].values())
+    assert result['hr_unread'] == ['7']
+    assert any(f['mask_lr'] < 1.0 for f in agreement(tiny_root, 8, 'val')['faces'].values())
