@@ -23,13 +23,16 @@ geometry, x8 = 32 px and x16 = 16 px LR), priors from the LR faces with the offl
 LPIPS where its weights exist; every face's scores; each row minus Model 1 per face with a 95 % bootstrap
 interval) per seed in <out>/report (seed 0) or <out>/report_s<seed>/; summary.md / summary.json: per seed,
 each prior row minus the Model 1 of its own geometry, every row minus today's Model 1 and each prior row
-minus today's default (llvfsr_lr), per face with 95 % bootstrap intervals, and over seeds (seeds.png); with
+minus today's default (llvfsr_lr) and the row it varies (`compare`), per face with 95 % bootstrap intervals,
+and over seeds (seeds.png); with
 --sensitivity, each prior row's PSNR with its own priors minus with blank / another face's priors (what the
 output owes to the priors' content rather than to the layers that fuse them); train minutes in timing.json:
 wall minutes, which a busy machine inflates, and CPU minutes of the training process, which it does not (both
 summed over a continued run; per-step cost on an idle machine comes from bench_speed.py).
 Under one seed a prior row starts from its Model 1's weights (the prior modules have a random stream of their
-own), so each seed's difference measures the priors, not two initialisations.
+own), so each seed's difference measures the priors, not two initialisations. Row llvfsr_sft_sr draws its maps
+from the same seed's Model 1 output (a first SR pass, `first_pass` of the FaceMesh extractors; Model 1 is then
+trained on the same train faces whose maps it draws) rather than from the bicubic LR face.
 """
 import argparse
 import csv
@@ -37,6 +40,7 @@ import glob
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -46,6 +50,7 @@ from llvfsr_plugin.prep.layout import hr_path, lr_path
 from llvfsr_plugin.prep.pipeline import extract_priors, make_image_lmdbs
 from llvfsr_plugin.priors.cli_args import PRIOR_SIZE, default_extractors
 from llvfsr_plugin.priors.contract import PAPER_PRIORS as ALL
+from llvfsr_plugin.priors.extractors import build_extractor
 from llvfsr_plugin.utils.stats import paired_bootstrap
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,10 +66,13 @@ def net(priors, fusion='lvpfb', **kw):
 # body 'hourglass' at the experiment's size: L = 7 (x8: 256, 128, 64, neck 32), C = 64 on the neck (8 at 256)
 HOURGLASS = {'body': 'hourglass', 'num_blocks': 7, 'num_feat': 64, 'num_heads': 4, 'spatial': 'sft'}
 MD = ['mask', 'depth']
-ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: iters, batch, hr_maps, reference])
+ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: iters, batch, hr_maps, first_pass,
+    #         reference, compare])
     'model1': ('Model 1 (no priors)', net([]), [], 'LLVFSRModel'),
     'llvfsr_lr': ('LLV-FSR, LR priors (mask+depth)', net(MD), MD, 'LLVFSRModel'),
     'llvfsr_sft': ('LLV-FSR, LR priors, SFT SegA/DepA', net(MD, spatial='sft'), MD, 'LLVFSRModel'),
+    'llvfsr_sft_sr': ('LLV-FSR, first-pass priors, SFT SegA/DepA', net(MD, spatial='sft'), MD, 'LLVFSRModel',
+                      {'first_pass': 'model1', 'compare': 'llvfsr_sft'}),
     'llvfsr_tail': ('LLV-FSR, LR priors, SFT prior tail', net(MD, prior_tail=True, spatial='sft'), MD, 'LLVFSRModel'),
     'hg_model1': ('Model 1, hourglass', net([], **HOURGLASS), [], 'LLVFSRModel'),
     'llvfsr_hg': ('LLV-FSR, LR priors, hourglass', net(MD, **HOURGLASS), MD, 'LLVFSRModel',
@@ -103,6 +111,32 @@ def prep_hr_priors(root, out, scale, prior_size):
             os.symlink(os.path.abspath(hr_path(root, split)), lr_path(hroot, split, scale))
     extract_priors(hroot, ['train', 'val'], [scale], default_extractors(None, MD, prior_size))
     return hroot
+
+
+def prep_first_pass_priors(root, out, scale, prior_size, seed):
+    """Maps FaceMesh draws from the seed's Model 1 output instead of the bicubic LR face (`first_pass`): a root
+    whose lr_x<s>.lmdb links to the experiment's, with that Model 1's checkpoint copied in (the stores' meta
+    names it; a Model 1 trained further later gets a root of its own)."""
+    name = run_name('model1', seed)
+    record = os.path.join(out, f'{name}_timing.json')
+    if not os.path.isfile(record):
+        sys.exit(f'[quality] a first-pass row draws its maps through Model 1 of seed {seed}, which is not trained '
+                 f'in {out}: put model1 before it in --rows')
+    iters = json.load(open(record))['iters']
+    froot = os.path.join(out, f'data_firstpass_{name[2:]}_{iters}')
+    ckpt = os.path.join(froot, 'first_pass.pth')
+    if not os.path.isfile(ckpt):
+        os.makedirs(froot, exist_ok=True)
+        shutil.copyfile(os.path.join(out, 'experiments', name, 'models', 'net_g_latest.pth'), ckpt + '.part')
+        os.replace(ckpt + '.part', ckpt)
+    for split in ('train', 'val'):
+        os.makedirs(os.path.join(froot, split), exist_ok=True)
+        if not os.path.exists(lr_path(froot, split, scale)):
+            os.symlink(os.path.abspath(lr_path(root, split, scale)), lr_path(froot, split, scale))
+    extractors = {p: build_extractor(p, 'facemesh', prior_size=prior_size, first_pass=os.path.abspath(ckpt))
+                  for p in MD}
+    extract_priors(froot, ['train', 'val'], [scale], extractors)
+    return froot
 
 
 def dataset(root, split, priors, scale, model_type, hr_size, batch=8, prior_root=None, gt_size=None):
@@ -185,7 +219,11 @@ def run_seed(args, root, scale, seed):
         net_g = dict(net_g, **({'scale': scale} if net_g.get('type') == 'LLVFSRArch' else {}))
         if net_g.get('type') == 'LLVFSRArch' and priors:
             net_g['prior_size'] = args.prior_size
-        prior_root = prep_hr_priors(root, args.out, scale, args.prior_size) if extra.get('hr_maps') else root
+        prior_root = root
+        if extra.get('hr_maps'):
+            prior_root = prep_hr_priors(root, args.out, scale, args.prior_size)
+        elif extra.get('first_pass'):
+            prior_root = prep_first_pass_priors(root, args.out, scale, args.prior_size, seed)
         dsets = {split: dataset(root, split, priors, scale, model_type, args.hr_size, batch, prior_root, args.gt_size)
                  for split in ('train', 'val')}
         name = run_name(row, seed)
@@ -283,8 +321,9 @@ SUMMARY_METRICS = ('psnr', 'face_psnr', 'ssim', 'lpips', 'id_dist')
 
 def summarize(out, seeds):
     """summary.json / summary.md: per seed, every prior row minus Model 1 of its geometry (its `reference`,
-    default 'model1'), every row minus today's Model 1 and every prior row minus today's default (llvfsr_lr),
-    per face with 95 % bootstrap intervals; only pairs whose rows both have a report in that seed."""
+    default 'model1'), every row minus today's Model 1, every prior row minus today's default (llvfsr_lr) and
+    minus the row it varies (its `compare`), per face with 95 % bootstrap intervals; only pairs whose rows both
+    have a report in that seed."""
     result, lines = {}, ['| seed | row | minus | ' + ' | '.join(f'{m} (95 % CI)' for m in SUMMARY_METRICS) + ' |',
                          '|' + '---|' * (3 + len(SUMMARY_METRICS))]
     for seed in seeds:
@@ -298,6 +337,7 @@ def summarize(out, seeds):
             refs = {row_extra(row).get('reference', 'model1')} if ROWS[row][2] else set()
             refs |= {'model1'} if row != 'model1' else set()  # the geometry alone (hg_model1) against today's
             refs |= {'llvfsr_lr'} if ROWS[row][2] and row != 'llvfsr_lr' else set()
+            refs |= {row_extra(row)['compare']} if 'compare' in row_extra(row) else set()  # the row it varies
             for ref in sorted(refs):
                 b = scores.get(ROWS[ref][0])
                 if b is None:

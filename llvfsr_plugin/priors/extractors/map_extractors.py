@@ -4,6 +4,8 @@ relative depth interpolated from the mesh's z coordinates.
 
 All maps are stored at `prior_size` x `prior_size` (default 128, `--prior-size`); the network resizes them to
 each feature grid.
+With `first_pass=CHECKPOINT` (`--mask-opt first_pass=PATH --depth-opt first_pass=PATH`) FaceMesh reads the
+face as a trained network without priors (a Model 1) super-resolves it, not the bicubic-upsampled LR face.
 Faces FaceMesh does not find get the *mean prior* of aligned faces (assets/facemesh_mean_64.npz, made by
 datasets_prep/make_mean_prior.py from 1,000 CelebA-HQ train faces at 256 px) and `fallback: true` in meta.
 """
@@ -28,13 +30,49 @@ MOUTH_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 
 
 
 # ================================================================================================= FaceMesh
+class FirstPass:
+    """A trained network without priors (a Model 1 checkpoint: `net_g_*.pth` of this plugin) that super-resolves
+    the LR face before FaceMesh reads it: the maps then come from an SR face rather than a bicubic one (at x8
+    closer to the HR face's, `benchmarks/map_agreement.py --from-images`). Still only the LR image is used.
+
+    Args:
+        path (str): the checkpoint; it must describe itself (saved by LLVFSRModel) and take no priors.
+        device (str): 'cpu', 'cuda', ...; default: CUDA when available.
+    """
+
+    def __init__(self, path, device=None):
+        from llvfsr_plugin.errors import CheckpointError, OptionError
+        from llvfsr_plugin.utils.checkpoint import load_model
+        try:
+            self.net, self.config = load_model(path)
+        except CheckpointError as e:
+            raise CheckpointError(f'FaceMesh first pass: {e}\n  (maps drawn from a first SR pass need that network: '
+                                  f'pass its path with --mask-opt first_pass=PATH --depth-opt first_pass=PATH)'
+                                  ) from None
+        if getattr(self.net, 'priors', ()):
+            raise OptionError(f'first_pass={path}: that network takes priors {list(self.net.priors)}; the first '
+                              f'pass must be a network without priors (a Model 1: network_g.priors: [])')
+        self.device = auto_device(device)
+        self.net.to(self.device)
+        self.path, self.digest = path, file_sha256(path)
+
+    @torch.no_grad()
+    def __call__(self, lr):
+        """uint8 RGB LR face -> uint8 RGB SR face."""
+        x = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].float().div(255).to(self.device)
+        y = self.net(x)[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+        return y
+
+
 class FaceMeshRunner:
-    """MediaPipe FaceMesh (refined, 478 landmarks) on the bicubic-upsampled LR face. One per process; the
-    last results are cached by key so the mask and depth extractors run the mesh once per face."""
+    """MediaPipe FaceMesh (refined, 478 landmarks) on the upsampled LR face: bicubic, or with `first_pass` (a
+    checkpoint path, `FirstPass`) a trained network's SR output, resized to `upsample_to`. One runner per
+    option set and process; the last results are cached by key so the mask and depth extractors run the mesh
+    (and the first pass) once per face."""
 
-    _instance = None
+    _instances = {}
 
-    def __init__(self, upsample_to=256, min_confidence=0.3):
+    def __init__(self, upsample_to=256, min_confidence=0.3, first_pass=None):
         try:
             import mediapipe as mp
         except ImportError:
@@ -44,13 +82,19 @@ class FaceMeshRunner:
         self.mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
                                                     refine_landmarks=True, min_detection_confidence=min_confidence)
         self.upsample_to = upsample_to
+        self.first_pass = FirstPass(first_pass) if first_pass else None
         self._cache = {}
 
     @classmethod
-    def get(cls, **kw):
-        if cls._instance is None:
-            cls._instance = cls(**kw)
-        return cls._instance
+    def get(cls, upsample_to=256, min_confidence=0.3, first_pass=None):
+        key = (upsample_to, min_confidence, first_pass)
+        if key not in cls._instances:
+            cls._instances[key] = cls(upsample_to, min_confidence, first_pass)
+        return cls._instances[key]
+
+    def upsample(self, lr):
+        """The image FaceMesh reads: the LR face bicubic-upsampled, or super-resolved by the first pass."""
+        return upsample_rgb(self.first_pass(lr) if self.first_pass else lr, self.upsample_to)
 
     def landmarks(self, key, lr):
         """-> [478, 3] float (x, y in [0, 1] of the image; z relative, smaller = nearer) or None."""
@@ -58,7 +102,7 @@ class FaceMeshRunner:
         if ck not in self._cache:
             if len(self._cache) > 512:
                 self._cache.clear()
-            res = self.mesh.process(np.ascontiguousarray(upsample_rgb(lr, self.upsample_to)))
+            res = self.mesh.process(np.ascontiguousarray(self.upsample(lr)))
             lm = None
             if res.multi_face_landmarks:
                 lm = np.array([(p.x, p.y, p.z) for p in res.multi_face_landmarks[0].landmark], np.float64)
@@ -66,7 +110,10 @@ class FaceMeshRunner:
         return self._cache[ck]
 
     def meta(self):
-        return {'model': f'mediapipe-{self.mp.__version__}-facemesh-refined', 'upsample_to': self.upsample_to}
+        meta = {'model': f'mediapipe-{self.mp.__version__}-facemesh-refined', 'upsample_to': self.upsample_to}
+        if self.first_pass:  # the path lets the restorer rebuild the extractor; the digest names the weights
+            meta.update(first_pass=self.first_pass.path, first_pass_checkpoint=self.first_pass.digest)
+        return meta
 
 
 @lru_cache(maxsize=1)
@@ -140,9 +187,9 @@ def resize_map(a, size, nearest):
 
 class _FaceMeshPrior(PriorExtractor):
 
-    def __init__(self, prior_size=128, upsample_to=256, min_confidence=0.3):
+    def __init__(self, prior_size=128, upsample_to=256, min_confidence=0.3, first_pass=None):
         self.prior_size = prior_size
-        self.runner = FaceMeshRunner.get(upsample_to=upsample_to, min_confidence=min_confidence)
+        self.runner = FaceMeshRunner.get(upsample_to, min_confidence, first_pass)
 
     def meta(self):
         return dict(super().meta(), **self.runner.meta(), prior_size=self.prior_size,

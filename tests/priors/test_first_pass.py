@@ -1,0 +1,74 @@
+"""FaceMesh maps drawn from a first SR pass (`first_pass=CHECKPOINT`): the mesh reads the network's output, the
+store meta names the network, a restorer rebuilds the same extractor, bad checkpoints end in one message."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from llvfsr_plugin.errors import CheckpointError, OptionError
+from llvfsr_plugin.prep.images import degrade, read_rgb
+from llvfsr_plugin.priors.contract import MASK_LABELS
+from llvfsr_plugin.priors.extractors import Sample, build_extractor
+from llvfsr_plugin.priors.extractors.base import upsample_rgb
+from llvfsr_plugin.priors.extractors.map_extractors import FaceMeshRunner, FirstPass
+from llvfsr_plugin.restorer import extractor_options
+from llvfsr_plugin.utils.checkpoint import CONFIG_KEY
+
+from helpers import DEMO, awaken, demo_keys, identity_checkpoint
+
+
+def _lr(key, scale=8):
+    return degrade(read_rgb(os.path.join(DEMO, 'images', f'{key}.jpg'), allow_resize_to=256), scale)
+
+
+def test_facemesh_reads_the_first_pass_output(tmp_path):
+    """With a network that changes the face (random reconstructor), FaceMesh's input is that network's output,
+    not the bicubic face."""
+    path = identity_checkpoint(tmp_path, priors=())
+    state = torch.load(path, weights_only=True)
+    net_opt = state[CONFIG_KEY]['network_g']
+    from basicsr.archs import build_network
+    net = build_network(dict(net_opt))
+    net.load_state_dict(state['params'])
+    awaken(net, seed=3, std=0.05)  # the zeroed reconstructor draws something now
+    noisy = str(tmp_path / 'noisy.pth')
+    torch.save(dict(state, params=net.state_dict()), noisy)
+    lr = _lr(demo_keys('val', 1)[0])
+    runner = FaceMeshRunner.get(first_pass=noisy)
+    seen, bicubic = runner.upsample(lr), upsample_rgb(lr, 256)
+    np.testing.assert_array_equal(seen, FirstPass(noisy)(lr))
+    assert seen.shape == bicubic.shape == (256, 256, 3)
+    assert np.abs(seen.astype(int) - bicubic).mean() > 5
+    assert FaceMeshRunner.get() is not runner and FaceMeshRunner.get() is FaceMeshRunner.get()
+
+
+def test_first_pass_maps_on_real_faces_and_meta(tmp_path):
+    """A first pass that returns the bicubic face (zeroed reconstructor) gives maps that agree with the plain
+    extractor's; the meta names the checkpoint (path and digest) and a restorer's options rebuild it."""
+    path = identity_checkpoint(tmp_path, priors=())
+    plain, first = build_extractor('mask', 'facemesh'), build_extractor('mask', 'facemesh', first_pass=path)
+    ious = []
+    for key in demo_keys('val', 6):
+        s = Sample(key, _lr(key))
+        (a, ma), = plain.extract([s])
+        (b, mb), = first.extract([s])
+        if ma['fallback'] or mb['fallback']:
+            continue
+        face = MASK_LABELS.index('face')
+        ia, ib = a['mask'] >= face, b['mask'] >= face
+        ious.append((ia & ib).sum() / (ia | ib).sum())
+    assert len(ious) >= 4 and min(ious) > 0.9, ious
+    meta = first.meta()
+    assert meta['first_pass'] == path and meta['first_pass_checkpoint'].startswith('sha256:')
+    assert 'first_pass' not in plain.meta()
+    assert extractor_options('mask', 'facemesh', meta)['first_pass'] == path
+    assert 'first_pass_checkpoint' not in extractor_options('mask', 'facemesh', meta)
+
+
+def test_first_pass_refuses_a_network_with_priors_and_names_a_missing_file(tmp_path):
+    with pytest.raises(OptionError, match=r'takes priors \[.mask.\]; the first pass must be a network without'):
+        FirstPass(identity_checkpoint(tmp_path, priors=('mask',)))
+    missing = str(tmp_path / 'gone.pth')
+    with pytest.raises(CheckpointError, match=r'(?s)checkpoint not found: .*gone.pth.*--mask-opt first_pass=PATH'):
+        build_extractor('depth', 'facemesh', first_pass=missing)
