@@ -115,7 +115,7 @@ def prep_hr_priors(root, out, scale, prior_size):
 
 def prep_first_pass_priors(root, out, scale, prior_size, seed):
     """Maps FaceMesh draws from the seed's Model 1 output instead of the bicubic LR face (`first_pass`): a root
-    whose lr_x<s>.lmdb links to the experiment's, with that Model 1's checkpoint copied in (the stores' meta
+    whose LR and HR stores link to the experiment's, with that Model 1's checkpoint copied in (the stores' meta
     names it; a Model 1 trained further later gets a root of its own)."""
     name = run_name('model1', seed)
     record = os.path.join(out, f'{name}_timing.json')
@@ -131,8 +131,11 @@ def prep_first_pass_priors(root, out, scale, prior_size, seed):
         os.replace(ckpt + '.part', ckpt)
     for split in ('train', 'val'):
         os.makedirs(os.path.join(froot, split), exist_ok=True)
-        if not os.path.exists(lr_path(froot, split, scale)):
-            os.symlink(os.path.abspath(lr_path(root, split, scale)), lr_path(froot, split, scale))
+        # HR too: a dataset root, which map_agreement.py can read
+        for src, dst in ((lr_path(root, split, scale), lr_path(froot, split, scale)),
+                         (hr_path(root, split), hr_path(froot, split))):
+            if not os.path.exists(dst):
+                os.symlink(os.path.abspath(src), dst)
     extractors = {p: build_extractor(p, 'facemesh', prior_size=prior_size, first_pass=os.path.abspath(ckpt))
                   for p in MD}
     extract_priors(froot, ['train', 'val'], [scale], extractors)
