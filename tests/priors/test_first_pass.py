@@ -72,3 +72,23 @@ def test_first_pass_refuses_a_network_with_priors_and_names_a_missing_file(tmp_p
     missing = str(tmp_path / 'gone.pth')
     with pytest.raises(CheckpointError, match=r'(?s)checkpoint not found: .*gone.pth.*--mask-opt first_pass=PATH'):
         build_extractor('depth', 'facemesh', first_pass=missing)
+
+
+def test_restorer_runs_the_first_pass_its_checkpoint_names(tmp_path):
+    """A network trained on first-pass maps: the restorer rebuilds its extractors with that first pass (from the
+    checkpoint's prior provenance) and restores a real face with it."""
+    (tmp_path / 'model1').mkdir()
+    first = identity_checkpoint(tmp_path / 'model1', priors=())
+    path = identity_checkpoint(tmp_path, priors=('mask', 'depth'))
+    state = torch.load(path, weights_only=False)
+    for p in ('mask', 'depth'):
+        state[CONFIG_KEY]['priors'][p]['first_pass'] = first
+    torch.save(state, path)
+    from llvfsr_plugin import LLVFSRRestorer
+    restorer = LLVFSRRestorer(path, device='cpu', log=lambda *a: None)
+    for p in ('mask', 'depth'):
+        assert restorer.extractors[p].runner.first_pass.path == first
+    hr = read_rgb(os.path.join(DEMO, 'images', f'{demo_keys("val", 1)[0]}.jpg'), allow_resize_to=256)
+    (lr,), (sr,), _ = restorer.enhance(hr, has_aligned=True, rgb=True)
+    assert lr.shape == (32, 32, 3) and sr.shape == (256, 256, 3)
+    assert restorer.last['fallback'] == [{'mask': False, 'depth': False}]
