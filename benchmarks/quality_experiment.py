@@ -24,11 +24,11 @@ LPIPS where its weights exist; every face's scores; each row minus Model 1 per f
 interval) per seed in <out>/report (seed 0) or <out>/report_s<seed>/; summary.md / summary.json: per seed,
 each prior row minus the Model 1 of its own geometry, every row minus today's Model 1 and each prior row
 minus today's default (llvfsr_lr) and the row it varies (`compare`), per face with 95 % bootstrap intervals,
-and over seeds (seeds.png); with
---sensitivity, each prior row's PSNR with its own priors minus with blank / another face's priors (what the
-output owes to the priors' content rather than to the layers that fuse them); train minutes in timing.json:
-wall minutes, which a busy machine inflates, and CPU minutes of the training process, which it does not (both
-summed over a continued run; per-step cost on an idle machine comes from bench_speed.py).
+and over seeds (seeds.png); with --sensitivity, each prior row's PSNR with its own priors minus with blank /
+another face's priors (what the output owes to the priors' content rather than to the layers that fuse them);
+train minutes in timing.json: wall minutes, which a busy machine inflates, and CPU minutes of the training
+process, which it does not (both summed over a continued run; per-step cost on an idle machine comes from
+bench_speed.py).
 Under one seed a prior row starts from its Model 1's weights (the prior modules have a random stream of their
 own), so each seed's difference measures the priors, not two initialisations. Row llvfsr_sft_sr draws its maps
 from the same seed's Model 1 output (a first SR pass, `first_pass` of the FaceMesh extractors; Model 1 is then
