@@ -7,7 +7,18 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'benchmarks'))
 
-from quality_experiment import collect_timing, over_seeds, over_seeds_md, plot_seeds, prior_use, prior_use_md, run_name  # noqa: E402
+from quality_experiment import (  # noqa: E402
+    ROWS,
+    collect_timing,
+    over_seeds,
+    over_seeds_md,
+    plot_seeds,
+    prep_first_pass_priors,
+    prior_use,
+    prior_use_md,
+    run_name,
+    summarize,
+)
 
 
 def diff(mean, lo, hi):
@@ -81,3 +92,46 @@ def test_train_and_test_sums_wall_and_cpu_minutes_over_continuations(tmp_path, m
     old = {k: v for k, v in first.items() if k != 'cpu_minutes'}
     assert quality_experiment.train_and_test(str(tmp_path), 'q_model1', old, {}, **dict(fields, iters=600))[
         'cpu_minutes'] is None
+
+
+def test_summary_pairs_a_row_with_the_row_it_varies(tmp_path):
+    # llvfsr_sft_sr (maps from a first SR pass) is compared with Model 1 and with llvfsr_sft (maps from the
+    # bicubic LR face), face by face
+    import csv
+    (tmp_path / 'report').mkdir()
+    with open(tmp_path / 'report' / 'per_image.csv', 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(['key', 'method', 'psnr'])
+        for k in range(20):
+            for row, psnr in (('model1', 25.0), ('llvfsr_sft', 25.1), ('llvfsr_sft_sr', 25.3)):
+                w.writerow([k, ROWS[row][0], psnr + 0.01 * (k % 3)])
+    summarize(str(tmp_path), [0])
+    result = json.load(open(tmp_path / 'summary.json'))['0']
+    assert set(result['llvfsr_sft_sr']) == {'model1', 'llvfsr_sft'}
+    assert result['llvfsr_sft_sr']['llvfsr_sft']['psnr']['mean'] == pytest.approx(0.2)
+    assert result['llvfsr_sft_sr']['model1']['psnr']['mean'] == pytest.approx(0.3)
+    assert '| 0 | llvfsr_sft_sr | llvfsr_sft | +0.200 [+0.200, +0.200] |' in (tmp_path / 'summary.md').read_text()
+
+
+def test_first_pass_prior_root_draws_maps_through_the_seeds_model1(tmp_path, tiny_root):
+    from llvfsr_plugin.prep.layout import hr_path, lr_path, prior_path
+    from llvfsr_plugin.priors.store import PriorStore, Store
+
+    from helpers import identity_checkpoint
+    out = str(tmp_path)
+    with pytest.raises(SystemExit, match='Model 1 of seed 1, which is not trained .* put model1 before it'):
+        prep_first_pass_priors(tiny_root, out, 8, 64, 1)
+    models = tmp_path / 'experiments' / 'q_model1_s1' / 'models'
+    models.mkdir(parents=True)
+    os.replace(identity_checkpoint(models, lr_size=16, priors=()), models / 'net_g_latest.pth')
+    (tmp_path / 'q_model1_s1_timing.json').write_text(json.dumps({'row': 'model1', 'seed': 1, 'iters': 4}))
+    froot = prep_first_pass_priors(tiny_root, out, 8, 64, 1)
+    assert froot == os.path.join(out, 'data_firstpass_model1_s1_4')
+    for split in ('train', 'val'):
+        assert os.path.realpath(lr_path(froot, split, 8)) == os.path.realpath(lr_path(tiny_root, split, 8))
+        assert os.path.realpath(hr_path(froot, split)) == os.path.realpath(hr_path(tiny_root, split))
+        for prior in ('mask', 'depth'):
+            store = PriorStore(prior_path(froot, split, 8, prior))
+            assert store.meta['first_pass'] == os.path.join(froot, 'first_pass.pth')
+            assert store.meta['prior_size'] == 64
+            assert sorted(store.keys()) == sorted(Store(lr_path(tiny_root, split, 8)).keys())
