@@ -54,7 +54,7 @@ class FirstPass:
                               f'pass must be a network without priors (a Model 1: network_g.priors: [])')
         self.device = auto_device(device)
         self.net.to(self.device)
-        self.path, self.digest = path, file_sha256(path)
+        self.path, self.digest = os.path.abspath(path), file_sha256(path)  # absolute: the store meta names it
 
     @torch.no_grad()
     def __call__(self, lr):
