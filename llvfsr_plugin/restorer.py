@@ -83,7 +83,7 @@ class LLVFSRRestorer:
         self.text_priors = [p for p in self.priors if PRIORS[p].kind == 'text']
         self._text_encoder, self._text_encoder_name = None, text_encoder
         self._helper, self.min_face = None, min_face
-        self.notes = self._text_notes()
+        self.notes = self._text_notes() + self._first_pass_notes()
         for note in self.notes:
             log(note)
 
@@ -113,6 +113,11 @@ class LLVFSRRestorer:
                     f'not trained with {p} dropout (or unknown): blank {p} may cost quality; pass text if you have it')
             notes.append(f'note: the network uses {p} text; without text it gets a blank {p} ({seen})')
         return notes
+
+    def _first_pass_notes(self):
+        paths = {getattr(getattr(ex, 'runner', None), 'first_pass', None) for ex in self.extractors.values()} - {None}
+        return [f'note: the maps are drawn from a first SR pass through {fp.path} (as in training): one more network '
+                f'forward per face' for fp in paths]
 
     @property
     def helper(self):

@@ -85,7 +85,10 @@ def test_restorer_runs_the_first_pass_its_checkpoint_names(tmp_path):
         state[CONFIG_KEY]['priors'][p]['first_pass'] = first
     torch.save(state, path)
     from llvfsr_plugin import LLVFSRRestorer
-    restorer = LLVFSRRestorer(path, device='cpu', log=lambda *a: None)
+    notes = []
+    restorer = LLVFSRRestorer(path, device='cpu', log=notes.append)
+    assert notes == [f'note: the maps are drawn from a first SR pass through {first} (as in training): one more '
+                     f'network forward per face']
     for p in ('mask', 'depth'):
         assert restorer.extractors[p].runner.first_pass.path == first
     hr = read_rgb(os.path.join(DEMO, 'images', f'{demo_keys("val", 1)[0]}.jpg'), allow_resize_to=256)
