@@ -101,14 +101,21 @@ def prep(data_root, out, n_train, n_val, hr_size, scale, prior_size):
     return root
 
 
+def link_stores(new_root, links):
+    """A root of links to another root's stores, for rows whose maps come from elsewhere: `links(split)` ->
+    [(source store, link path)] for train and val; existing links are kept."""
+    for split in ('train', 'val'):
+        os.makedirs(os.path.join(new_root, split), exist_ok=True)
+        for src, dst in links(split):
+            if not os.path.exists(dst):
+                os.symlink(os.path.abspath(src), dst)
+
+
 def prep_hr_priors(root, out, scale, prior_size):
     """Oracle maps for the diagnosis row: the offline mask/depth extractors run on the HR face (the network
     resizes them to its feature grid). A root whose lr_x<s>.lmdb is a link to the HR store."""
     hroot = os.path.join(out, 'data_hrprior')
-    for split in ('train', 'val'):
-        os.makedirs(os.path.join(hroot, split), exist_ok=True)
-        if not os.path.exists(lr_path(hroot, split, scale)):
-            os.symlink(os.path.abspath(hr_path(root, split)), lr_path(hroot, split, scale))
+    link_stores(hroot, lambda split: [(hr_path(root, split), lr_path(hroot, split, scale))])
     extract_priors(hroot, ['train', 'val'], [scale], default_extractors(None, MD, prior_size))
     return hroot
 
@@ -129,13 +136,9 @@ def prep_first_pass_priors(root, out, scale, prior_size, seed):
         os.makedirs(froot, exist_ok=True)
         shutil.copyfile(os.path.join(out, 'experiments', name, 'models', 'net_g_latest.pth'), ckpt + '.part')
         os.replace(ckpt + '.part', ckpt)
-    for split in ('train', 'val'):
-        os.makedirs(os.path.join(froot, split), exist_ok=True)
-        # HR too: a dataset root, which map_agreement.py can read
-        for src, dst in ((lr_path(root, split, scale), lr_path(froot, split, scale)),
-                         (hr_path(root, split), hr_path(froot, split))):
-            if not os.path.exists(dst):
-                os.symlink(os.path.abspath(src), dst)
+    # HR too: a dataset root, which map_agreement.py can read
+    link_stores(froot, lambda split: [(lr_path(root, split, scale), lr_path(froot, split, scale)),
+                                      (hr_path(root, split), hr_path(froot, split))])
     extractors = {p: build_extractor(p, 'facemesh', prior_size=prior_size, first_pass=os.path.abspath(ckpt))
                   for p in MD}
     extract_priors(froot, ['train', 'val'], [scale], extractors)

@@ -42,26 +42,22 @@ class FirstPass:
 
     def __init__(self, path, device=None):
         from llvfsr_plugin.errors import CheckpointError, OptionError
-        from llvfsr_plugin.utils.checkpoint import load_model
+        from llvfsr_plugin.restorer import LLVFSRRestorer  # deferred: the restorer imports the extractors
         try:
-            self.net, self.config = load_model(path)
+            self.restorer = LLVFSRRestorer(path, device=device, log=lambda *a: None)
         except CheckpointError as e:
             raise CheckpointError(f'FaceMesh first pass: {e}\n  (maps drawn from a first SR pass need that network: '
                                   f'pass its path with --mask-opt first_pass=PATH --depth-opt first_pass=PATH)'
                                   ) from None
-        if getattr(self.net, 'priors', ()):
-            raise OptionError(f'first_pass={path}: that network takes priors {list(self.net.priors)}; the first '
-                              f'pass must be a network without priors (a Model 1: network_g.priors: [])')
-        self.device = auto_device(device)
-        self.net.to(self.device)
+        if self.restorer.priors:
+            raise OptionError(f'first_pass={path}: that network takes priors {list(self.restorer.priors)}; the '
+                              f'first pass must be a network without priors (a Model 1: network_g.priors: [])')
         self.path, self.digest = os.path.abspath(path), file_sha256(path)  # absolute: the store meta names it
 
-    @torch.no_grad()
     def __call__(self, lr):
-        """uint8 RGB LR face -> uint8 RGB SR face."""
-        x = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].float().div(255).to(self.device)
-        y = self.net(x)[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-        return y
+        """uint8 RGB LR face -> uint8 RGB SR face (`LLVFSRRestorer.super_resolve`)."""
+        (sr,), _ = self.restorer.super_resolve([np.ascontiguousarray(lr)])
+        return sr
 
 
 class FaceMeshRunner:
