@@ -14,7 +14,7 @@ The paper's models (weights from a local path or hub id; offline once cached):
   --mask sam --mask-opt checkpoint=sam_vit_h_4b8939.pth model_type=vit_h
   --depth depth-anything --depth-opt model=LiheYoung/depth-anything-large-hf
   --text-encoder open_clip --text-encoder-opt model=ViT-L-14 pretrained=openai
-Maps from a first SR pass (FaceMesh reads a trained no-prior network's output instead of the bicubic face):
+Maps from a first SR pass (the mask / depth extractor reads a trained no-prior network's output, not the bicubic face):
   --mask-opt first_pass=model1/net_g_latest.pth --depth-opt first_pass=model1/net_g_latest.pth
 Distributed: torchrun --nproc_per_node=N datasets_prep/extract_priors.py ... --launcher pytorch
 Resumable (rerun continues), atomic (<store>.partial until complete), `--on-error skip` reports bad inputs.

@@ -115,9 +115,9 @@ class LLVFSRRestorer:
         return notes
 
     def _first_pass_notes(self):
-        paths = {getattr(getattr(ex, 'runner', None), 'first_pass', None) for ex in self.extractors.values()} - {None}
-        return [f'note: the maps are drawn from a first SR pass through {fp.path} (as in training): one more network '
-                f'forward per face' for fp in paths]
+        paths = sorted({ex.first_pass.path for ex in self.extractors.values() if getattr(ex, 'first_pass', None)})
+        return [f'note: the maps are drawn from a first SR pass through {path} (as in training): one more network '
+                f'forward per face' for path in paths]
 
     @property
     def helper(self):

@@ -1,5 +1,6 @@
-"""FaceMesh maps drawn from a first SR pass (`first_pass=CHECKPOINT`): the mesh reads the network's output, the
-store meta names the network, a restorer rebuilds the same extractor, bad checkpoints end in one message."""
+"""Maps drawn from a first SR pass (`first_pass=CHECKPOINT`): FaceMesh, SAM and Depth Anything read the network's
+output, the store meta names the network, a restorer rebuilds the same extractor, bad checkpoints end in one
+message."""
 import os
 
 import numpy as np
@@ -95,3 +96,46 @@ def test_restorer_runs_the_first_pass_its_checkpoint_names(tmp_path):
     (lr,), (sr,), _ = restorer.enhance(hr, has_aligned=True, rgb=True)
     assert lr.shape == (32, 32, 3) and sr.shape == (256, 256, 3)
     assert restorer.last['fallback'] == [{'mask': False, 'depth': False}]
+
+
+def test_sam_and_depth_anything_read_the_first_pass_and_share_it(tmp_path, monkeypatch):
+    """The paper's map models (tiny random configs) take `first_pass` too: they read the first pass's SR face
+    (the same maps as the plain extractor given that face), the mask and depth extractors share one pass per face,
+    and the meta names the checkpoint so a restorer rebuilds it."""
+    import tiny_models
+    path = identity_checkpoint(tmp_path, priors=())
+    state = torch.load(path, weights_only=True)
+    from basicsr.archs import build_network
+    net = build_network(dict(state[CONFIG_KEY]['network_g']))
+    net.load_state_dict(state['params'])
+    awaken(net, seed=5, std=0.05)
+    path = str(tmp_path / 'model1.pth')
+    torch.save(dict(state, params=net.state_dict()), path)
+    sam, (depth, proc) = tiny_models.tiny_sam(), tiny_models.tiny_depth_anything()
+    sam_opts = dict(model_obj=sam, points_per_side=4, prior_size=32, upsample_to=64, pred_iou_thresh=-10,
+                    stability_score_thresh=-10)
+    da_opts = dict(model='tiny-da', model_obj=depth, processor=proc, prior_size=32)
+    mask = build_extractor('mask', 'sam', first_pass=path, **sam_opts)
+    dep = build_extractor('depth', 'depth-anything', first_pass=path, **da_opts)
+    assert mask.first_pass is dep.first_pass is FirstPass.get(path)
+    calls = []
+    forward = mask.first_pass.restorer.super_resolve
+    monkeypatch.setattr(mask.first_pass.restorer, 'super_resolve', lambda faces: calls.append(1) or forward(faces))
+    key = demo_keys('val', 1)[0]
+    lr = _lr(key)
+    (m, _), = mask.extract([Sample(key, lr)])
+    (d, _), = dep.extract([Sample(key, lr)])
+    assert len(calls) == 1  # one first pass per face for both maps
+    sr = FirstPass(path)(lr)
+    assert sr.shape == (256, 256, 3) and np.abs(sr.astype(int) - upsample_rgb(lr, 256)).mean() > 5
+    (m_sr, _), = build_extractor('mask', 'sam', **sam_opts).extract([Sample(key, sr)])
+    (d_sr, _), = build_extractor('depth', 'depth-anything', **da_opts).extract([Sample(key, sr)])
+    (d_lr, _), = build_extractor('depth', 'depth-anything', **da_opts).extract([Sample(key, lr)])
+    assert m['mask'].max() > 0
+    np.testing.assert_array_equal(m['mask'], m_sr['mask'])
+    np.testing.assert_allclose(d['depth'], d_sr['depth'], atol=1e-6)
+    assert np.abs(d['depth'] - d_lr['depth']).max() > 1e-3  # not the LR face's depth
+    for prior, name, ex in (('mask', 'sam', mask), ('depth', 'depth-anything', dep)):
+        assert ex.meta()['first_pass'] == path and ex.meta()['first_pass_checkpoint'].startswith('sha256:')
+        assert extractor_options(prior, name, ex.meta())['first_pass'] == path
+    assert 'first_pass' not in build_extractor('depth', 'depth-anything', **da_opts).meta()

@@ -4,8 +4,9 @@ relative depth interpolated from the mesh's z coordinates.
 
 All maps are stored at `prior_size` x `prior_size` (default 128, `--prior-size`); the network resizes them to
 each feature grid.
-With `first_pass=CHECKPOINT` (`--mask-opt first_pass=PATH --depth-opt first_pass=PATH`) FaceMesh reads the
-face as a trained network without priors (a Model 1) super-resolves it, not the bicubic-upsampled LR face.
+With `first_pass=CHECKPOINT` (`--mask-opt first_pass=PATH --depth-opt first_pass=PATH`) every map extractor
+(FaceMesh, SAM, Depth Anything) reads the face as a trained network without priors (a Model 1) super-resolves
+it, not the bicubic-upsampled LR face; the mask and depth extractors of one checkpoint share one pass per face.
 Faces FaceMesh does not find get the *mean prior* of aligned faces (assets/facemesh_mean_64.npz, made by
 datasets_prep/make_mean_prior.py from 1,000 CelebA-HQ train faces at 256 px) and `fallback: true` in meta.
 """
@@ -32,13 +33,28 @@ MOUTH_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 
 # ================================================================================================= FaceMesh
 class FirstPass:
     """A trained network without priors (a Model 1 checkpoint: `net_g_*.pth` of this plugin) that super-resolves
-    the LR face before FaceMesh reads it: the maps then come from an SR face rather than a bicubic one (at x8
-    closer to the HR face's, `benchmarks/map_agreement.py --from-images`). Still only the LR image is used.
+    the LR face before a map extractor reads it: the maps then come from an SR face rather than a bicubic one (at
+    x8 closer to the HR face's, `benchmarks/map_agreement.py --from-images`). Still only the LR image is used.
+    `FirstPass.get` shares one instance (and its last outputs) per checkpoint and device, so the mask and depth
+    extractors run the network once per face.
 
     Args:
         path (str): the checkpoint; it must describe itself (saved by LLVFSRModel) and take no priors.
         device (str): 'cpu', 'cuda', ...; default: CUDA when available.
     """
+
+    _instances = {}
+
+    @classmethod
+    def get(cls, path, device=None):
+        """The shared first pass of checkpoint `path` on `device`; None when `path` is None (no first pass)."""
+        if not path:
+            return None
+        stat = os.stat(path) if os.path.isfile(path) else None  # a file rewritten in place is a new first pass
+        key = (os.path.abspath(path), device, stat and (stat.st_mtime_ns, stat.st_size))
+        if key not in cls._instances:
+            cls._instances[key] = cls(path, device)
+        return cls._instances[key]
 
     def __init__(self, path, device=None):
         from llvfsr_plugin.errors import CheckpointError, OptionError
@@ -53,11 +69,27 @@ class FirstPass:
             raise OptionError(f'first_pass={path}: that network takes priors {list(self.restorer.priors)}; the '
                               f'first pass must be a network without priors (a Model 1: network_g.priors: [])')
         self.path, self.digest = os.path.abspath(path), file_sha256(path)  # absolute: the store meta names it
+        self._cache = {}
 
     def __call__(self, lr):
-        """uint8 RGB LR face -> uint8 RGB SR face (`LLVFSRRestorer.super_resolve`)."""
-        (sr,), _ = self.restorer.super_resolve([np.ascontiguousarray(lr)])
-        return sr
+        """uint8 RGB LR face -> uint8 RGB SR face (`LLVFSRRestorer.super_resolve`; the last faces are cached)."""
+        key = (lr.shape, hash(lr.tobytes()))
+        if key not in self._cache:
+            if len(self._cache) > 64:
+                self._cache.clear()
+            (self._cache[key],), _ = self.restorer.super_resolve([np.ascontiguousarray(lr)])
+        return self._cache[key]
+
+    def meta(self):
+        """Store-meta fields: the path lets a restorer rebuild the extractor; the digest names the weights."""
+        return {'first_pass': self.path, 'first_pass_checkpoint': self.digest}
+
+
+def source_face(lr, first_pass, size):
+    """The image a map extractor reads: the LR face super-resolved by `first_pass` (a FirstPass) when given, then
+    resized to `size` (bicubic; None: as it is)."""
+    face = first_pass(lr) if first_pass else lr
+    return upsample_rgb(face, size) if size else face
 
 
 class FaceMeshRunner:
@@ -78,7 +110,7 @@ class FaceMeshRunner:
         self.mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
                                                     refine_landmarks=True, min_detection_confidence=min_confidence)
         self.upsample_to = upsample_to
-        self.first_pass = FirstPass(first_pass) if first_pass else None
+        self.first_pass = FirstPass.get(first_pass)
         self._cache = {}
 
     @classmethod
@@ -90,7 +122,7 @@ class FaceMeshRunner:
 
     def upsample(self, lr):
         """The image FaceMesh reads: the LR face bicubic-upsampled, or super-resolved by the first pass."""
-        return upsample_rgb(self.first_pass(lr) if self.first_pass else lr, self.upsample_to)
+        return source_face(lr, self.first_pass, self.upsample_to)
 
     def landmarks(self, key, lr):
         """-> [478, 3] float (x, y in [0, 1] of the image; z relative, smaller = nearer) or None."""
@@ -107,9 +139,7 @@ class FaceMeshRunner:
 
     def meta(self):
         meta = {'model': f'mediapipe-{self.mp.__version__}-facemesh-refined', 'upsample_to': self.upsample_to}
-        if self.first_pass:  # the path lets the restorer rebuild the extractor; the digest names the weights
-            meta.update(first_pass=self.first_pass.path, first_pass_checkpoint=self.first_pass.digest)
-        return meta
+        return dict(meta, **self.first_pass.meta()) if self.first_pass else meta
 
 
 @lru_cache(maxsize=1)
@@ -186,6 +216,7 @@ class _FaceMeshPrior(PriorExtractor):
     def __init__(self, prior_size=128, upsample_to=256, min_confidence=0.3, first_pass=None):
         self.prior_size = prior_size
         self.runner = FaceMeshRunner.get(upsample_to, min_confidence, first_pass)
+        self.first_pass = self.runner.first_pass
 
     def meta(self):
         return dict(super().meta(), **self.runner.meta(), prior_size=self.prior_size,
@@ -231,11 +262,13 @@ class SAMMask(PriorExtractor):
     """Segment Anything automatic masks -> label map. SAM's masks are not semantic, so labels are made
     comparable across images by ordering: segments sorted by area (largest first) get labels 1, 2, ...
     (capped at num_classes-1), painted largest first so smaller parts (eyes, mouth) stay on top; 0 = none.
-    Options: checkpoint (path), model_type (vit_b | vit_l | vit_h), points_per_side, upsample_to, and any
-    SamAutomaticMaskGenerator option (pred_iou_thresh, stability_score_thresh, ...)."""
+    Options: checkpoint (path), model_type (vit_b | vit_l | vit_h), points_per_side, upsample_to, first_pass
+    (a Model 1 checkpoint: SAM reads its SR face), and any SamAutomaticMaskGenerator option (pred_iou_thresh,
+    stability_score_thresh, ...)."""
 
     def __init__(self, checkpoint=None, model_type='vit_b', prior_size=128, num_classes=NUM_MASK_CLASSES,
-                 points_per_side=16, upsample_to=256, device=None, model_obj=None, **generator_opts):
+                 points_per_side=16, upsample_to=256, device=None, model_obj=None, first_pass=None,
+                 **generator_opts):
         from segment_anything import SamAutomaticMaskGenerator, sam_model_registry
         if model_obj is None:
             if not checkpoint or not os.path.isfile(checkpoint):
@@ -250,16 +283,17 @@ class SAMMask(PriorExtractor):
         self.prior_size, self.num_classes, self.upsample_to = prior_size, num_classes, upsample_to
         self.ckpt = file_sha256(checkpoint, limit=1 << 24) if checkpoint else None
         self.model_type, self.points_per_side = model_type, points_per_side
+        self.first_pass = FirstPass.get(first_pass, device)
 
     def meta(self):
         return dict(super().meta(), model=f'sam-{self.model_type}', checkpoint=self.ckpt,
                     num_classes=self.num_classes, prior_size=self.prior_size, points_per_side=self.points_per_side,
-                    labels='area-rank', **self.generator_opts)
+                    labels='area-rank', **self.generator_opts, **(self.first_pass.meta() if self.first_pass else {}))
 
     def extract(self, samples):
         out = []
         for s in samples:
-            masks = self.gen.generate(upsample_rgb(s.lr, self.upsample_to))
+            masks = self.gen.generate(source_face(s.lr, self.first_pass, self.upsample_to))
             masks = sorted(masks, key=lambda m: -m['area'])
             labels = np.zeros((self.prior_size, self.prior_size), np.uint8)
             for rank, m in enumerate(masks):
@@ -274,10 +308,11 @@ class SAMMask(PriorExtractor):
 @register('depth', 'depth-anything')
 class DepthAnythingDepth(PriorExtractor):
     """Depth Anything (`DepthAnythingForDepthEstimation`, hub id or local path). Its output is relative
-    inverse depth; we min-max normalise each face to [0, 1] so 1 = nearest, as the FaceMesh prior."""
+    inverse depth; we min-max normalise each face to [0, 1] so 1 = nearest, as the FaceMesh prior. With
+    `first_pass` (a Model 1 checkpoint) it reads that network's SR face."""
 
     def __init__(self, model='LiheYoung/depth-anything-small-hf', prior_size=128, upsample_to=None, device=None,
-                 model_obj=None, processor=None):
+                 model_obj=None, processor=None, first_pass=None):
         from transformers import AutoImageProcessor, DepthAnythingForDepthEstimation
         self.device = auto_device(device)
         if model_obj is None:
@@ -285,12 +320,14 @@ class DepthAnythingDepth(PriorExtractor):
             processor = hf_load(AutoImageProcessor, model, 'Depth Anything processor')
         self.model, self.processor = model_obj.to(self.device).eval(), processor
         self.model_id, self.prior_size, self.upsample_to = model, prior_size, upsample_to
+        self.first_pass = FirstPass.get(first_pass, device)
 
     def meta(self):
-        return dict(super().meta(), model=self.model_id, prior_size=self.prior_size)
+        return dict(super().meta(), model=self.model_id, prior_size=self.prior_size,
+                    **(self.first_pass.meta() if self.first_pass else {}))
 
     def extract(self, samples):
-        imgs = [upsample_rgb(s.lr, self.upsample_to) if self.upsample_to else s.lr for s in samples]
+        imgs = [source_face(s.lr, self.first_pass, self.upsample_to) for s in samples]
         inputs = self.processor(images=imgs, return_tensors='pt').to(self.device)
         with torch.no_grad():
             pred = self.model(**inputs).predicted_depth  # [B, h, w]
