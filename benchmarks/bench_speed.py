@@ -8,7 +8,8 @@ Measures, per network: params, FLOPs (torch.utils.flop_counter), forward ms/face
 train-step ms at batch 8 (L1 + Adam), peak RSS growth; ratios against the first row; LLV-FSR's achieved
 GFLOP/s next to this machine's fp32 matmul GFLOP/s; channels_last / bf16 / torch.compile variants of the
 LLV-FSR forward; PriorPairedDataset samples/s with 0/1/2 workers vs the train step; end-to-end inference
-ms/face (offline priors + network). Times are the minimum over the repeats (as Python's `timeit` advises:
+ms/face (offline priors + network), and of the released x8 model with maps from the LR face vs from a first SR
+pass through the released Model 1 (`first_pass=`). Times are the minimum over the repeats (as Python's `timeit` advises:
 on a shared VM the spread is other tenants' noise, not the code's).
 """
 import argparse
@@ -213,6 +214,33 @@ def build_tiny_root(tmp):
     return root, ex, len(keys) / (time.perf_counter() - t)
 
 
+def first_pass_e2e(repeats, per_round=4):
+    """ms/face of `LLVFSRRestorer.super_resolve` (FaceMesh mask + depth, then the network) with the released x8
+    LLV-FSR, its maps drawn from the LR face vs from a first SR pass through the released Model 1. Rounds are
+    interleaved and each round takes new demo faces (the extractors cache by face); minimum over rounds."""
+    import csv
+
+    from llvfsr_plugin.prep.images import degrade, read_rgb
+    from llvfsr_plugin.restorer import LLVFSRRestorer
+    zoo, demo = os.path.join(HERE, 'experiments', 'pretrained_models'), os.path.join(HERE, 'demo_data', 'celebahq_demo')
+    net, first = f'{zoo}/LLVFSR_x8_celebahq256.pth', f'{zoo}/Model1_x8_celebahq256.pth'
+    runs = {'LR maps': LLVFSRRestorer(net, device='cpu', log=lambda *a: None),
+            'first-pass maps': LLVFSRRestorer(net, device='cpu', log=lambda *a: None,
+                                              extractors={p: ('facemesh', {'first_pass': first})
+                                                          for p in ('mask', 'depth')})}
+    rows = list(csv.DictReader(open(f'{demo}/index.csv')))[:(repeats + 1) * per_round]
+    faces = [degrade(read_rgb(f"{demo}/{r['image']}", allow_resize_to=256), 8) for r in rows]
+    ts = {n: [] for n in runs}
+    for r in range(repeats + 1):
+        chunk = faces[r * per_round:(r + 1) * per_round]
+        for n, restorer in runs.items():
+            t = time.perf_counter()
+            restorer.super_resolve(chunk)
+            if r:
+                ts[n].append((time.perf_counter() - t) / len(chunk))
+    return {n: min(v) * 1e3 for n, v in ts.items()}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--quick', action='store_true')
@@ -260,6 +288,7 @@ def main(argv=None):
                 net(b.pop('lq'), b)
         res['e2e_inference_ms_per_face'] = (time.perf_counter() - t) / len(keys) * 1e3
         res['e2e_priors_ms_per_face'] = t_pri / len(keys) * 1e3
+        res['e2e_released_x8_ms_per_face'] = first_pass_e2e(repeats)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(render(res))
@@ -298,6 +327,11 @@ def render(res):
                  f"{res['offline_prep_priors_faces_per_s']:.1f} faces/s; "
                  f"end-to-end inference {res['e2e_inference_ms_per_face']:.0f} ms/face, of which priors "
                  f"{res['e2e_priors_ms_per_face']:.0f} ms")
+    e2e = res.get('e2e_released_x8_ms_per_face')
+    if e2e:
+        lines.append(f"released x8 LLV-FSR end to end (FaceMesh maps + network, per face): LR maps "
+                     f"{e2e['LR maps']:.0f} ms, first-pass maps (Model 1 first) {e2e['first-pass maps']:.0f} ms "
+                     f"({e2e['first-pass maps'] / e2e['LR maps']:.2f}x)")
     return '\n'.join(lines)
 
 

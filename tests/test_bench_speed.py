@@ -1,4 +1,5 @@
-"""benchmarks/bench_speed.py: the DataLoader step batches real stores (captions of different token counts)."""
+"""benchmarks/bench_speed.py: the DataLoader step batches real stores (captions of different token counts); the
+first-pass end-to-end timing runs both pipelines."""
 import json
 import os
 import subprocess
@@ -16,3 +17,15 @@ def test_loader_speed_batches_text_of_different_lengths(tiny_root):
     assert r.returncode == 0, r.stderr[-2000:]
     speed = json.loads(r.stdout.strip().splitlines()[-1])
     assert speed['0'] > 0
+
+
+def test_first_pass_end_to_end_runs_both_pipelines():
+    """The released x8 model end to end on demo faces, maps from the LR face and from a first pass through the
+    released Model 1: both run and are timed (how long is the benchmark's business, not a test's)."""
+    code = ('import json, sys; sys.path.insert(0, "benchmarks"); import bench_speed; '
+            'print(json.dumps(bench_speed.first_pass_e2e(2, per_round=2)))')
+    r = subprocess.run([sys.executable, '-c', code], cwd=HERE, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=HERE, OMP_NUM_THREADS='1'))
+    assert r.returncode == 0, r.stderr[-2000:]
+    ms = json.loads(r.stdout.strip().splitlines()[-1])
+    assert set(ms) == {'LR maps', 'first-pass maps'} and all(v > 0 for v in ms.values())
