@@ -15,7 +15,8 @@ from the HR face (is the LR prior's quality the limit?).
 
 Rerunning with the same --out reuses the prepared data and every row already trained for --iters, and resumes
 a row whose training was stopped (checkpoints every 100 iterations), so a report over a subset of rows, one
-more row or one more seed costs only what is new.
+more row or one more seed costs only what is new. Several processes may share one --out (one per seed or row,
+started together): one preps the data, the others wait for it.
 
 Data: ../shared/data/celebahq256 train -> val (the CelebA identity split), HR --hr-size (256: the paper's
 geometry, x8 = 32 px and x16 = 16 px LR), priors from the LR faces with the offline extractors at
@@ -46,6 +47,7 @@ import sys
 import time
 
 from llvfsr_plugin import options as O
+from llvfsr_plugin.errors import PrepBusy
 from llvfsr_plugin.prep.layout import hr_path, lr_path
 from llvfsr_plugin.prep.pipeline import extract_priors, make_image_lmdbs
 from llvfsr_plugin.priors.cli_args import PRIOR_SIZE, default_extractors
@@ -90,14 +92,30 @@ ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: ite
 }
 
 
+def when_free(step, *args, poll=5.0, log=None, **kw):
+    """Run a prep step (make_image_lmdbs / extract_priors) once no other process preps the same root: processes
+    sharing an out directory (one per seed or row) start together, the first preps, the others wait for it and
+    then find the stores complete (the pipeline itself refuses a second writer, PrepBusy)."""
+    told = False
+    while True:
+        try:
+            return step(*args, **kw)
+        except PrepBusy as e:
+            if not told:
+                (log or (lambda m: print(m, flush=True)))(f'[quality] waiting: {str(e).split(";")[0]}')
+                told = True
+            time.sleep(poll)
+
+
 def prep(data_root, out, n_train, n_val, hr_size, scale, prior_size):
     root = os.path.join(out, 'data')
     rows = list(csv.DictReader(open(os.path.join(data_root, 'index.csv'))))
     files = {s: [(r['celebahq_idx'], os.path.join(data_root, r['image'])) for r in rows if r['split'] == s][:n]
              for s, n in (('train', n_train), ('val', n_val))}
-    make_image_lmdbs(files, root, [scale], hr_size)
+    when_free(make_image_lmdbs, files, root, [scale], hr_size)
     text = os.path.join(data_root, 'text')
-    extract_priors(root, ['train', 'val'], [scale], default_extractors(text, prior_size=prior_size), text_dir=text)
+    when_free(extract_priors, root, ['train', 'val'], [scale], default_extractors(text, prior_size=prior_size),
+              text_dir=text)
     return root
 
 
@@ -116,7 +134,7 @@ def prep_hr_priors(root, out, scale, prior_size):
     resizes them to its feature grid). A root whose lr_x<s>.lmdb is a link to the HR store."""
     hroot = os.path.join(out, 'data_hrprior')
     link_stores(hroot, lambda split: [(hr_path(root, split), lr_path(hroot, split, scale))])
-    extract_priors(hroot, ['train', 'val'], [scale], default_extractors(None, MD, prior_size))
+    when_free(extract_priors, hroot, ['train', 'val'], [scale], default_extractors(None, MD, prior_size))
     return hroot
 
 
@@ -141,7 +159,7 @@ def prep_first_pass_priors(root, out, scale, prior_size, seed):
                                       (hr_path(root, split), hr_path(froot, split))])
     extractors = {p: build_extractor(p, 'facemesh', prior_size=prior_size, first_pass=os.path.abspath(ckpt))
                   for p in MD}
-    extract_priors(froot, ['train', 'val'], [scale], extractors)
+    when_free(extract_priors, froot, ['train', 'val'], [scale], extractors)
     return froot
 
 
