@@ -115,7 +115,7 @@ class LLVFSRRestorer:
         return notes
 
     def _first_pass_notes(self):
-        paths = sorted({ex.first_pass.path for ex in self.extractors.values() if getattr(ex, 'first_pass', None)})
+        paths = sorted({ex.first_pass.path for ex in self.extractors.values() if ex.first_pass})
         return [f'note: the maps are drawn from a first SR pass through {path} (as in training): one more network '
                 f'forward per face' for path in paths]
 

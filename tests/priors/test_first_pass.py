@@ -23,18 +23,23 @@ def _lr(key, scale=8):
     return degrade(read_rgb(os.path.join(DEMO, 'images', f'{key}.jpg'), allow_resize_to=256), scale)
 
 
+def changing_checkpoint(folder, name, seed):
+    """A Model 1 checkpoint whose network changes the face (identity_checkpoint's zeroed reconstructor given
+    random weights)."""
+    from basicsr.archs import build_network
+    state = torch.load(identity_checkpoint(folder, priors=()), weights_only=True)
+    net = build_network(dict(state[CONFIG_KEY]['network_g']))
+    net.load_state_dict(state['params'])
+    awaken(net, seed=seed, std=0.05)  # the zeroed reconstructor draws something now
+    path = str(folder / name)
+    torch.save(dict(state, params=net.state_dict()), path)
+    return path
+
+
 def test_facemesh_reads_the_first_pass_output(tmp_path):
     """With a network that changes the face (random reconstructor), FaceMesh's input is that network's output,
     not the bicubic face."""
-    path = identity_checkpoint(tmp_path, priors=())
-    state = torch.load(path, weights_only=True)
-    net_opt = state[CONFIG_KEY]['network_g']
-    from basicsr.archs import build_network
-    net = build_network(dict(net_opt))
-    net.load_state_dict(state['params'])
-    awaken(net, seed=3, std=0.05)  # the zeroed reconstructor draws something now
-    noisy = str(tmp_path / 'noisy.pth')
-    torch.save(dict(state, params=net.state_dict()), noisy)
+    noisy = changing_checkpoint(tmp_path, 'noisy.pth', seed=3)
     lr = _lr(demo_keys('val', 1)[0])
     runner = FaceMeshRunner.get(first_pass=noisy)
     seen, bicubic = runner.upsample(lr), upsample_rgb(lr, 256)
@@ -103,14 +108,7 @@ def test_sam_and_depth_anything_read_the_first_pass_and_share_it(tmp_path, monke
     (the same maps as the plain extractor given that face), the mask and depth extractors share one pass per face,
     and the meta names the checkpoint so a restorer rebuilds it."""
     import tiny_models
-    path = identity_checkpoint(tmp_path, priors=())
-    state = torch.load(path, weights_only=True)
-    from basicsr.archs import build_network
-    net = build_network(dict(state[CONFIG_KEY]['network_g']))
-    net.load_state_dict(state['params'])
-    awaken(net, seed=5, std=0.05)
-    path = str(tmp_path / 'model1.pth')
-    torch.save(dict(state, params=net.state_dict()), path)
+    path = changing_checkpoint(tmp_path, 'model1.pth', seed=5)
     sam, (depth, proc) = tiny_models.tiny_sam(), tiny_models.tiny_depth_anything()
     sam_opts = dict(model_obj=sam, points_per_side=4, prior_size=32, upsample_to=64, pred_iou_thresh=-10,
                     stability_score_thresh=-10)

@@ -32,6 +32,7 @@ class PriorExtractor:
     prior = None  # a name of the prior contract (llvfsr_plugin.priors.contract.PRIORS)
     name = None
     oracle = False
+    first_pass = None  # map extractors: the FirstPass whose SR face they read (map_extractors.FirstPass), if any
 
     def meta(self):
         return {'prior': self.prior, 'extractor': self.name, 'oracle': self.oracle}
@@ -57,6 +58,22 @@ def file_sha256(path, limit=None):
     with open(path, 'rb') as f:
         h.update(f.read(limit) if limit else f.read())
     return ('sha256-head:' if limit and os.path.getsize(path) > limit else 'sha256:') + h.hexdigest()[:16]
+
+
+class FaceMemo:
+    """The last results computed per LR face (keyed by its pixels, and an optional extra key), so extractors
+    that share a model or a pass (mask and depth) compute it once per face."""
+
+    def __init__(self, limit=64):
+        self.limit, self._cache = limit, {}
+
+    def get(self, lr, compute, key=None):
+        k = (key, lr.shape, hash(lr.tobytes()))
+        if k not in self._cache:
+            if len(self._cache) > self.limit:
+                self._cache.clear()
+            self._cache[k] = compute(lr)
+        return self._cache[k]
 
 
 def auto_device(device=None):

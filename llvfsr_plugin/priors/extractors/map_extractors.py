@@ -20,7 +20,7 @@ import torch
 from llvfsr_plugin.errors import ModelUnavailable
 from llvfsr_plugin.priors.contract import MASK_LABELS, NUM_MASK_CLASSES, map_array
 
-from .base import PriorExtractor, auto_device, file_sha256, hf_load, register, upsample_rgb
+from .base import FaceMemo, PriorExtractor, auto_device, file_sha256, hf_load, register, upsample_rgb
 
 # Deferred imports, all optional dependencies: mediapipe (FaceMesh), segment_anything (SAM), transformers
 # (Depth Anything); scipy.interpolate is imported where used (it takes ~0.3 s).
@@ -51,7 +51,7 @@ class FirstPass:
         if not path:
             return None
         stat = os.stat(path) if os.path.isfile(path) else None  # a file rewritten in place is a new first pass
-        key = (os.path.abspath(path), device, stat and (stat.st_mtime_ns, stat.st_size))
+        key = (os.path.abspath(path), auto_device(device), stat and (stat.st_mtime_ns, stat.st_size))
         if key not in cls._instances:
             cls._instances[key] = cls(path, device)
         return cls._instances[key]
@@ -69,16 +69,15 @@ class FirstPass:
             raise OptionError(f'first_pass={path}: that network takes priors {list(self.restorer.priors)}; the '
                               f'first pass must be a network without priors (a Model 1: network_g.priors: [])')
         self.path, self.digest = os.path.abspath(path), file_sha256(path)  # absolute: the store meta names it
-        self._cache = {}
+        self._memo = FaceMemo()
 
     def __call__(self, lr):
         """uint8 RGB LR face -> uint8 RGB SR face (`LLVFSRRestorer.super_resolve`; the last faces are cached)."""
-        key = (lr.shape, hash(lr.tobytes()))
-        if key not in self._cache:
-            if len(self._cache) > 64:
-                self._cache.clear()
-            (self._cache[key],), _ = self.restorer.super_resolve([np.ascontiguousarray(lr)])
-        return self._cache[key]
+        return self._memo.get(lr, self._super_resolve)
+
+    def _super_resolve(self, lr):
+        (sr,), _ = self.restorer.super_resolve([np.ascontiguousarray(lr)])
+        return sr
 
     def meta(self):
         """Store-meta fields: the path lets a restorer rebuild the extractor; the digest names the weights."""
@@ -111,7 +110,7 @@ class FaceMeshRunner:
                                                     refine_landmarks=True, min_detection_confidence=min_confidence)
         self.upsample_to = upsample_to
         self.first_pass = FirstPass.get(first_pass)
-        self._cache = {}
+        self._memo = FaceMemo(limit=512)
 
     @classmethod
     def get(cls, upsample_to=256, min_confidence=0.3, first_pass=None):
@@ -126,16 +125,13 @@ class FaceMeshRunner:
 
     def landmarks(self, key, lr):
         """-> [478, 3] float (x, y in [0, 1] of the image; z relative, smaller = nearer) or None."""
-        ck = (key, lr.shape, hash(lr.tobytes()))
-        if ck not in self._cache:
-            if len(self._cache) > 512:
-                self._cache.clear()
-            res = self.mesh.process(np.ascontiguousarray(self.upsample(lr)))
-            lm = None
-            if res.multi_face_landmarks:
-                lm = np.array([(p.x, p.y, p.z) for p in res.multi_face_landmarks[0].landmark], np.float64)
-            self._cache[ck] = lm
-        return self._cache[ck]
+        return self._memo.get(lr, self._landmarks, key)
+
+    def _landmarks(self, lr):
+        res = self.mesh.process(np.ascontiguousarray(self.upsample(lr)))
+        if not res.multi_face_landmarks:
+            return None
+        return np.array([(p.x, p.y, p.z) for p in res.multi_face_landmarks[0].landmark], np.float64)
 
     def meta(self):
         meta = {'model': f'mediapipe-{self.mp.__version__}-facemesh-refined', 'upsample_to': self.upsample_to}
