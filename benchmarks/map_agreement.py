@@ -34,7 +34,13 @@ from llvfsr_plugin.errors import UserError
 from llvfsr_plugin.prep.images import decode_png, read_rgb
 from llvfsr_plugin.prep.layout import hr_path, prior_path
 from llvfsr_plugin.priors.contract import MASK_LABELS
-from llvfsr_plugin.priors.extractors.map_extractors import FaceMeshDepth, FaceMeshMask, FaceMeshRunner, resize_map
+from llvfsr_plugin.priors.extractors.map_extractors import (
+    FaceMeshDepth,
+    FaceMeshMask,
+    FaceMeshRunner,
+    mean_map,
+    resize_map,
+)
 from llvfsr_plugin.priors.store import PriorStore, Store
 from llvfsr_plugin.utils.stats import paired_bootstrap
 
@@ -59,15 +65,16 @@ def mask_miou(a, b):
 @lru_cache(maxsize=None)
 def facemesh_maps(size, depth_size):
     """The offline FaceMesh extractors at these map sizes: their maps from landmarks (`from_mesh`) are the ones
-    a store holds, and their `fallback` is the mean face a store holds where FaceMesh found none."""
+    a store holds (where FaceMesh finds no face a store holds the mean face, `mean_map`)."""
     return FaceMeshMask(prior_size=size), FaceMeshDepth(prior_size=depth_size)
 
 
 def mesh_maps(lm, size, depth_size):
     """(mask, depth) FaceMesh draws from landmarks `lm`, or the mean face if `lm` is None."""
     mask, depth = facemesh_maps(size, depth_size)
-    m, d = (mask.fallback(), depth.fallback()) if lm is None else (mask.from_mesh(lm), depth.from_mesh(lm))
-    return m['mask'], d['depth']
+    if lm is None:
+        return mean_map('mask', size)['mask'], mean_map('depth', depth_size)['depth']
+    return mask.from_mesh(lm)['mask'], depth.from_mesh(lm)['depth']
 
 
 def depth_corr(a, b):

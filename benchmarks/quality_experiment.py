@@ -33,7 +33,8 @@ bench_speed.py).
 Under one seed a prior row starts from its Model 1's weights (the prior modules have a random stream of their
 own), so each seed's difference measures the priors, not two initialisations. Row llvfsr_sft_sr draws its maps
 from the same seed's Model 1 output (a first SR pass, `first_pass` of the FaceMesh extractors; Model 1 is then
-trained on the same train faces whose maps it draws) rather than from the bicubic LR face.
+trained on the same train faces whose maps it draws) rather than from the bicubic LR face; row llvfsr_sft_mean
+gets the mean face's maps for every face (does the network owe its gain to a face template?).
 """
 import argparse
 import csv
@@ -69,12 +70,14 @@ def net(priors, fusion='lvpfb', **kw):
 HOURGLASS = {'body': 'hourglass', 'num_blocks': 7, 'num_feat': 64, 'num_heads': 4, 'spatial': 'sft'}
 MD = ['mask', 'depth']
 ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: iters, batch, hr_maps, first_pass,
-    #         reference, compare])
+    #         maps (mask / depth extractor), reference, compare])
     'model1': ('Model 1 (no priors)', net([]), [], 'LLVFSRModel'),
     'llvfsr_lr': ('LLV-FSR, LR priors (mask+depth)', net(MD), MD, 'LLVFSRModel'),
     'llvfsr_sft': ('LLV-FSR, LR priors, SFT SegA/DepA', net(MD, spatial='sft'), MD, 'LLVFSRModel'),
     'llvfsr_sft_sr': ('LLV-FSR, first-pass priors, SFT SegA/DepA', net(MD, spatial='sft'), MD, 'LLVFSRModel',
                       {'first_pass': 'model1', 'compare': 'llvfsr_sft'}),
+    'llvfsr_sft_mean': ('LLV-FSR, mean-face maps, SFT SegA/DepA', net(MD, spatial='sft'), MD, 'LLVFSRModel',
+                        {'maps': 'mean-face', 'compare': 'llvfsr_sft'}),
     'llvfsr_tail': ('LLV-FSR, LR priors, SFT prior tail', net(MD, prior_tail=True, spatial='sft'), MD, 'LLVFSRModel'),
     'hg_model1': ('Model 1, hourglass', net([], **HOURGLASS), [], 'LLVFSRModel'),
     'llvfsr_hg': ('LLV-FSR, LR priors, hourglass', net(MD, **HOURGLASS), MD, 'LLVFSRModel',
@@ -136,6 +139,17 @@ def prep_hr_priors(root, out, scale, prior_size):
     link_stores(hroot, lambda split: [(hr_path(root, split), lr_path(hroot, split, scale))])
     when_free(extract_priors, hroot, ['train', 'val'], [scale], default_extractors(None, MD, prior_size))
     return hroot
+
+
+def prep_extractor_priors(root, out, scale, prior_size, name):
+    """Maps from the mask / depth extractors registered as `name` (row llvfsr_sft_mean: 'mean-face', the same
+    template for every face): a root whose LR and HR stores link to the experiment's."""
+    xroot = os.path.join(out, f'data_{name}')
+    link_stores(xroot, lambda split: [(lr_path(root, split, scale), lr_path(xroot, split, scale)),
+                                      (hr_path(root, split), hr_path(xroot, split))])
+    when_free(extract_priors, xroot, ['train', 'val'], [scale],
+              {p: build_extractor(p, name, prior_size=prior_size) for p in MD})
+    return xroot
 
 
 def prep_first_pass_priors(root, out, scale, prior_size, seed):
@@ -248,6 +262,8 @@ def run_seed(args, root, scale, seed):
             prior_root = prep_hr_priors(root, args.out, scale, args.prior_size)
         elif extra.get('first_pass'):
             prior_root = prep_first_pass_priors(root, args.out, scale, args.prior_size, seed)
+        elif extra.get('maps'):
+            prior_root = prep_extractor_priors(root, args.out, scale, args.prior_size, extra['maps'])
         dsets = {split: dataset(root, split, priors, scale, model_type, args.hr_size, batch, prior_root, args.gt_size)
                  for split in ('train', 'val')}
         name = run_name(row, seed)

@@ -207,6 +207,14 @@ def resize_map(a, size, nearest):
     return cv2.resize(a, (size, size), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
 
 
+def mean_map(prior, size):
+    """The mean prior of aligned faces (MEAN_PRIOR) as a `prior` ('mask' or 'depth') array of size x size."""
+    labels, depth = mean_prior()
+    if prior == 'mask':
+        return map_array('mask', resize_map(labels, size, True))
+    return map_array('depth', resize_map(depth.astype(np.float32), size, False))
+
+
 class _FaceMeshPrior(PriorExtractor):
 
     def __init__(self, prior_size=128, upsample_to=256, min_confidence=0.3, first_pass=None):
@@ -222,7 +230,7 @@ class _FaceMeshPrior(PriorExtractor):
         out = []
         for s in samples:
             lm = self.runner.landmarks(s.key, s.lr)
-            arrays = self.from_mesh(lm) if lm is not None else self.fallback()
+            arrays = self.from_mesh(lm) if lm is not None else mean_map(self.prior, self.prior_size)
             out.append((arrays, {'source': s.key, 'fallback': lm is None}))
         return out
 
@@ -237,8 +245,6 @@ class FaceMeshMask(_FaceMeshPrior):
     def from_mesh(self, lm):
         return map_array('mask', rasterize_regions(lm, self.prior_size))
 
-    def fallback(self):
-        return map_array('mask', resize_map(mean_prior()[0], self.prior_size, True))
 
 
 @register('depth', 'facemesh')
@@ -248,8 +254,38 @@ class FaceMeshDepth(_FaceMeshPrior):
     def from_mesh(self, lm):
         return map_array('depth', interpolate_depth(lm, self.prior_size))
 
-    def fallback(self):
-        return map_array('depth', resize_map(mean_prior()[1].astype(np.float32), self.prior_size, False))
+
+
+class _MeanFacePrior(PriorExtractor):
+    """The mean prior of aligned faces (FaceMesh's fallback) for every face, without reading it: an ablation that
+    tells what a network owes to a face template from what it owes to face-specific maps
+    (`--mask mean-face --depth mean-face`; row llvfsr_sft_mean of benchmarks/quality_experiment.py).
+
+    Args:
+        prior_size (int): side of the stored map.
+    """
+
+    def __init__(self, prior_size=128):
+        self.prior_size = prior_size
+
+    def meta(self):
+        return dict(super().meta(), prior_size=self.prior_size, mean_prior=file_sha256(MEAN_PRIOR))
+
+    def extract(self, samples):
+        return [(mean_map(self.prior, self.prior_size), {'source': s.key, 'fallback': True}) for s in samples]
+
+
+@register('mask', 'mean-face')
+class MeanFaceMask(_MeanFacePrior):
+    """The mean face's FaceMesh regions (labels: record.MASK_LABELS) for every face."""
+
+    def meta(self):
+        return dict(super().meta(), num_classes=NUM_MASK_CLASSES, labels=list(MASK_LABELS))
+
+
+@register('depth', 'mean-face')
+class MeanFaceDepth(_MeanFacePrior):
+    """The mean face's relative depth for every face."""
 
 
 # ====================================================================================================== SAM
