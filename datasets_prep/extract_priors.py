@@ -16,6 +16,8 @@ The paper's models (weights from a local path or hub id; offline once cached):
   --text-encoder open_clip --text-encoder-opt model=ViT-L-14 pretrained=openai
 Maps from a first SR pass (the mask / depth extractor reads a trained no-prior network's output, not the bicubic face):
   --mask-opt first_pass=model1/net_g_latest.pth --depth-opt first_pass=model1/net_g_latest.pth
+The mean face's maps for every face (an ablation: a face template, not face-specific maps):
+  --mask mean-face --depth mean-face
 Distributed: torchrun --nproc_per_node=N datasets_prep/extract_priors.py ... --launcher pytorch
 Resumable (rerun continues), atomic (<store>.partial until complete), `--on-error skip` reports bad inputs.
 """

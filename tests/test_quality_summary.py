@@ -13,6 +13,7 @@ from quality_experiment import (  # noqa: E402
     over_seeds,
     over_seeds_md,
     plot_seeds,
+    prep_extractor_priors,
     prep_first_pass_priors,
     prior_use,
     prior_use_md,
@@ -136,6 +137,26 @@ def test_first_pass_prior_root_draws_maps_through_the_seeds_model1(tmp_path, tin
             assert store.meta['first_pass'] == os.path.join(froot, 'first_pass.pth')
             assert store.meta['prior_size'] == 64
             assert sorted(store.keys()) == sorted(Store(lr_path(tiny_root, split, 8)).keys())
+
+
+def test_mean_face_prior_root_holds_one_template_for_every_face(tmp_path, tiny_root):
+    import numpy as np
+
+    from llvfsr_plugin.prep.layout import hr_path, lr_path, prior_path
+    from llvfsr_plugin.priors.store import PriorStore, Store
+    xroot = prep_extractor_priors(tiny_root, str(tmp_path), 8, 64, 'mean-face')
+    assert xroot == os.path.join(str(tmp_path), 'data_mean-face')
+    assert ROWS['llvfsr_sft_mean'][4]['maps'] == 'mean-face'
+    for split in ('train', 'val'):
+        assert os.path.realpath(lr_path(xroot, split, 8)) == os.path.realpath(lr_path(tiny_root, split, 8))
+        assert os.path.realpath(hr_path(xroot, split)) == os.path.realpath(hr_path(tiny_root, split))
+        keys = sorted(Store(lr_path(tiny_root, split, 8)).keys())
+        for prior in ('mask', 'depth'):
+            store = PriorStore(prior_path(xroot, split, 8, prior))
+            assert store.meta['extractor'] == 'mean-face' and store.meta['prior_size'] == 64
+            assert sorted(store.keys()) == keys and len(keys) > 1
+            maps = [store.get(k)[0][prior] for k in keys]
+            assert all(np.array_equal(m, maps[0]) for m in maps)
 
 
 def test_processes_sharing_an_out_dir_wait_for_the_one_that_preps(tmp_path):

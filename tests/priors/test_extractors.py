@@ -158,7 +158,7 @@ def test_extract_priors_help_documents_every_extractor():
     assert r.returncode == 0
     for prior, name in [('caption', 'blip2'), ('caption', 'file'), ('description', 'openai'),
                         ('description', 'hf-vlm'), ('mask', 'facemesh'), ('mask', 'sam'), ('depth', 'facemesh'),
-                        ('depth', 'depth-anything')]:
+                        ('depth', 'depth-anything'), ('mask', 'mean-face'), ('depth', 'mean-face')]:
         assert any(line.split()[:2] == [prior, name] for line in r.stdout.splitlines()), (prior, name)
     assert 'open_clip' in r.stdout and '--text-dir' in r.stdout
 
@@ -205,6 +205,24 @@ def test_facemesh_mask_and_depth_on_real_faces():
 def test_facemesh_fallback_is_flagged():
     (m, meta), = build_extractor('mask', 'facemesh').extract([Sample('blank', np.full((16, 16, 3), 128, np.uint8))])
     assert meta['fallback'] is True and m['mask'].shape == (128, 128) and m['mask'].max() > 0  # the mean face
+
+
+def test_mean_face_maps_are_the_facemesh_fallback_for_every_face():
+    """'mean-face' hands every face (read or not by FaceMesh) the template FaceMesh falls back to."""
+    blank = Sample('blank', np.full((16, 16, 3), 128, np.uint8))
+    faces = [Sample(k, degrade(read_rgb(os.path.join(DEMO, 'images', f'{k}.jpg'), allow_resize_to=256), 4))
+             for k in demo_keys('val', 2)]
+    for prior in ('mask', 'depth'):
+        facemesh, mean = build_extractor(prior, 'facemesh', prior_size=64), build_extractor(prior, 'mean-face',
+                                                                                            prior_size=64)
+        (template, meta), = facemesh.extract([blank])
+        assert meta['fallback'] and template[prior].shape == (64, 64)
+        (own, meta), = facemesh.extract(faces[:1])
+        assert not meta['fallback'] and not np.array_equal(own[prior], template[prior])  # a face-specific map
+        for s, (arrays, meta) in zip(faces + [blank], mean.extract(faces + [blank])):
+            assert meta == {'source': s.key, 'fallback': True}
+            np.testing.assert_array_equal(arrays[prior], template[prior])
+        assert mean.meta()['mean_prior'] == facemesh.meta()['fallback_prior'] and mean.meta()['prior_size'] == 64
 
 
 def test_minilm_embeddings_real_captions():
