@@ -48,7 +48,6 @@ import sys
 import time
 
 from llvfsr_plugin import options as O
-from llvfsr_plugin.errors import PrepBusy
 from llvfsr_plugin.prep.layout import hr_path, lr_path
 from llvfsr_plugin.prep.pipeline import extract_priors, make_image_lmdbs
 from llvfsr_plugin.priors.cli_args import PRIOR_SIZE, default_extractors
@@ -95,30 +94,15 @@ ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: ite
 }
 
 
-def when_free(step, *args, poll=5.0, log=None, **kw):
-    """Run a prep step (make_image_lmdbs / extract_priors) once no other process preps the same root: processes
-    sharing an out directory (one per seed or row) start together, the first preps, the others wait for it and
-    then find the stores complete (the pipeline itself refuses a second writer, PrepBusy)."""
-    told = False
-    while True:
-        try:
-            return step(*args, **kw)
-        except PrepBusy as e:
-            if not told:
-                (log or (lambda m: print(m, flush=True)))(f'[quality] waiting: {str(e).split(";")[0]}')
-                told = True
-            time.sleep(poll)
-
-
 def prep(data_root, out, n_train, n_val, hr_size, scale, prior_size):
     root = os.path.join(out, 'data')
     rows = list(csv.DictReader(open(os.path.join(data_root, 'index.csv'))))
     files = {s: [(r['celebahq_idx'], os.path.join(data_root, r['image'])) for r in rows if r['split'] == s][:n]
              for s, n in (('train', n_train), ('val', n_val))}
-    when_free(make_image_lmdbs, files, root, [scale], hr_size)
+    make_image_lmdbs(files, root, [scale], hr_size, wait=True)  # processes sharing --out: the first preps
     text = os.path.join(data_root, 'text')
-    when_free(extract_priors, root, ['train', 'val'], [scale], default_extractors(text, prior_size=prior_size),
-              text_dir=text)
+    extract_priors(root, ['train', 'val'], [scale], default_extractors(text, prior_size=prior_size), text_dir=text,
+                   wait=True)
     return root
 
 
@@ -137,7 +121,7 @@ def prep_hr_priors(root, out, scale, prior_size):
     resizes them to its feature grid). A root whose lr_x<s>.lmdb is a link to the HR store."""
     hroot = os.path.join(out, 'data_hrprior')
     link_stores(hroot, lambda split: [(hr_path(root, split), lr_path(hroot, split, scale))])
-    when_free(extract_priors, hroot, ['train', 'val'], [scale], default_extractors(None, MD, prior_size))
+    extract_priors(hroot, ['train', 'val'], [scale], default_extractors(None, MD, prior_size), wait=True)
     return hroot
 
 
@@ -147,8 +131,8 @@ def prep_extractor_priors(root, out, scale, prior_size, name):
     xroot = os.path.join(out, f'data_{name}')
     link_stores(xroot, lambda split: [(lr_path(root, split, scale), lr_path(xroot, split, scale)),
                                       (hr_path(root, split), hr_path(xroot, split))])
-    when_free(extract_priors, xroot, ['train', 'val'], [scale],
-              {p: build_extractor(p, name, prior_size=prior_size) for p in MD})
+    extract_priors(xroot, ['train', 'val'], [scale], {p: build_extractor(p, name, prior_size=prior_size) for p in MD},
+                   wait=True)
     return xroot
 
 
@@ -173,7 +157,7 @@ def prep_first_pass_priors(root, out, scale, prior_size, seed):
                                       (hr_path(root, split), hr_path(froot, split))])
     extractors = {p: build_extractor(p, 'facemesh', prior_size=prior_size, first_pass=os.path.abspath(ckpt))
                   for p in MD}
-    when_free(extract_priors, froot, ['train', 'val'], [scale], extractors)
+    extract_priors(froot, ['train', 'val'], [scale], extractors, wait=True)
     return froot
 
 

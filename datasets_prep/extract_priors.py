@@ -51,6 +51,8 @@ def _main(argv):
     ap.add_argument('--on-error', choices=['skip', 'fail'], default='fail')
     ap.add_argument('--overwrite', action='store_true')
     ap.add_argument('--format', choices=['lmdb', 'folder'], default='lmdb', help='folder: one .llvp file per key')
+    ap.add_argument('--wait', action='store_true', help='if another prep process writes --root, wait for it to end '
+                    '(default: stop at once)')
     ap.add_argument('--launcher', choices=['none', 'pytorch'], default='none', help='pytorch: under torchrun')
     args = ap.parse_args(argv)
 
@@ -63,7 +65,7 @@ def _main(argv):
     splits = args.splits or list(json.load(open(splits_json(args.root))))
     extractors = build_extractors(args, args.priors)
     extract_priors(args.root, splits, args.scales, extractors, text_dir=args.text_dir, batch_size=args.batch_size,
-                   on_error=args.on_error, overwrite=args.overwrite, fmt=args.format)
+                   on_error=args.on_error, overwrite=args.overwrite, fmt=args.format, wait=args.wait)
 
 
 if __name__ == '__main__':

@@ -61,6 +61,8 @@ def _main(argv):
                     help='bad input image: stop with its name (fail) or skip it and list it in skipped.txt')
     ap.add_argument('--overwrite', action='store_true', help='rebuild LMDBs that already exist')
     ap.add_argument('--workers', type=int_at_least(1), default=min(4, os.cpu_count() or 1))
+    ap.add_argument('--wait', action='store_true', help='if another prep process writes --out, wait for it to end '
+                    '(default: stop at once)')
     args = ap.parse_args(argv)
     if args.val_fraction is not None and not 0 < args.val_fraction < 1:
         ap.error(f'--val-fraction must be between 0 and 1, got {args.val_fraction}')
@@ -94,7 +96,8 @@ def _main(argv):
             raise OptionError(f'split {split!r}: {len(absent)} image(s) not in {args.hr_dir}, e.g. {absent[:5]}')
         keys = keys[:args.limit] if args.limit else keys
         files[split] = [(k, keys_on_disk[k]) for k in keys]
-    make_image_lmdbs(files, args.out, args.scales, args.hr_size or None, args.on_error, args.overwrite, args.workers)
+    make_image_lmdbs(files, args.out, args.scales, args.hr_size or None, args.on_error, args.overwrite, args.workers,
+                     args.wait)
 
 
 if __name__ == '__main__':

@@ -19,7 +19,6 @@ from quality_experiment import (  # noqa: E402
     prior_use_md,
     run_name,
     summarize,
-    when_free,
 )
 
 
@@ -157,32 +156,3 @@ def test_mean_face_prior_root_holds_one_template_for_every_face(tmp_path, tiny_r
             assert sorted(store.keys()) == keys and len(keys) > 1
             maps = [store.get(k)[0][prior] for k in keys]
             assert all(np.array_equal(m, maps[0]) for m in maps)
-
-
-def test_processes_sharing_an_out_dir_wait_for_the_one_that_preps(tmp_path):
-    """A second process of the same experiment (another seed or row) waits while the first preps the shared root,
-    then goes on (the pipeline alone would refuse it: PrepBusy); other errors are not swallowed."""
-    import fcntl
-    import threading
-    import time
-
-    from llvfsr_plugin.prep.pipeline import root_lock
-    root = str(tmp_path / 'data')
-    os.makedirs(root)
-    holder = open(os.path.join(root, '.prep.lock'), 'a+')
-    fcntl.flock(holder, fcntl.LOCK_EX)  # another open file: to flock, another prep process
-    threading.Timer(1.0, lambda: fcntl.flock(holder, fcntl.LOCK_UN)).start()
-
-    def step(root, value):
-        with root_lock(root):
-            return value
-    said, t = [], time.perf_counter()
-    assert when_free(step, root, value='prepped', poll=0.1, log=said.append) == 'prepped'
-    assert time.perf_counter() - t >= 0.9
-    assert len(said) == 1 and said[0].startswith(f'[quality] waiting: {root}: another prep process')
-    holder.close()
-
-    def broken(root):
-        raise ValueError('not a lock')
-    with pytest.raises(ValueError, match='not a lock'):
-        when_free(broken, root, poll=0.1)

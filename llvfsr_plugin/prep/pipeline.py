@@ -48,9 +48,10 @@ def _report_skips(root, stage, skips):
 
 
 @contextlib.contextmanager
-def root_lock(root):
-    """One prep process per dataset root: a second one stops at once with one line (it would interleave
-    writes into the same `.partial` stores)."""
+def root_lock(root, wait=False):
+    """One prep process per dataset root (it would interleave writes into the same `.partial` stores): a second
+    one stops at once with one line (PrepBusy), or with `wait` says once that it waits and goes on when the
+    first ends (processes started together on one root: the first preps, the others then find it done)."""
     os.makedirs(root, exist_ok=True)
     f = open(os.path.join(root, '.prep.lock'), 'a+')
     try:
@@ -58,9 +59,13 @@ def root_lock(root):
     except BlockingIOError:
         f.seek(0)
         holder = f.read().strip() or '?'
-        f.close()
-        raise PrepBusy(f'{root}: another prep process (pid {holder}) is writing this dataset; wait for it to end '
-                       f'(or stop it) and rerun') from None
+        if not wait:
+            f.close()
+            raise PrepBusy(f'{root}: another prep process (pid {holder}) is writing this dataset; wait for it to end '
+                           f'(or stop it) and rerun, or rerun with --wait (wait=True) to wait for it') from None
+        print(f'[prep] {root}: another prep process (pid {holder}) is writing this dataset; waiting for it',
+              flush=True)
+        fcntl.flock(f, fcntl.LOCK_EX)  # flock locks die with their process: no wait on a dead holder
     try:
         f.seek(0)
         f.truncate()
@@ -73,10 +78,11 @@ def root_lock(root):
 
 
 # ============================================================================================ image LMDBs
-def make_image_lmdbs(files, root, scales, hr_size=256, on_error='fail', overwrite=False, workers=2):
+def make_image_lmdbs(files, root, scales, hr_size=256, on_error='fail', overwrite=False, workers=2, wait=False):
     """files: {split: [(key, hr_file)]}. Writes hr.lmdb and lr_x<s>.lmdb per split (resumable, atomic; with
-    `overwrite` the old stores stay until the new ones are complete). Other splits of splits.json are kept."""
-    with root_lock(root):
+    `overwrite` the old stores stay until the new ones are complete). Other splits of splits.json are kept.
+    Another process prepping `root`: PrepBusy, or with `wait` wait for it (`root_lock`)."""
+    with root_lock(root, wait):
         for split, items in files.items():
             _rewrite_split(root, split, [k for k, _ in items])
         for split, items in files.items():
@@ -161,15 +167,16 @@ def _barrier():
 
 
 def extract_priors(root, splits, scales, extractors, text_dir=None, batch_size=16, on_error='fail',
-                   overwrite=False, fmt='lmdb'):
+                   overwrite=False, fmt='lmdb', wait=False):
     """Run `extractors` ({prior: PriorExtractor}) on every LR image of root/<split>/lr_x<s>.lmdb.
 
     Under torchrun each rank takes every world_size-th pending key and writes its own shard; rank 0 merges
     the shards into the store a single process would write (same keys, same record bytes), then finalizes.
     Each store's meta records the LR store's digest (`lr_sha256`): which LR images it was computed from.
+    Another process prepping `root`: PrepBusy, or with `wait` wait for it (`root_lock`).
     """
     rank, world = _dist_info()
-    with root_lock(root) if rank == 0 else contextlib.nullcontext():
+    with root_lock(root, wait) if rank == 0 else contextlib.nullcontext():
         return _extract_priors(root, splits, scales, extractors, text_dir, batch_size, on_error, overwrite, fmt,
                                rank, world)
 

@@ -73,3 +73,32 @@ def test_bad_images_named_with_fix(tmp_path, case):
     assert {'truncated': 'truncated', 'alpha': 'alpha', 'gray': 'grayscale', 'nonsquare': 'not square',
             'indivisible': 'not divisible'}[case] in msg
 
+
+
+def test_a_second_prep_process_stops_at_once_or_waits_for_the_first(tmp_path, capsys):
+    """Without `wait` a second prep process on a root stops at once (PrepBusy, nothing written); with it, it says
+    once that it waits, then preps when the first ends (processes started together on one root)."""
+    import fcntl
+    import threading
+    import time
+
+    from llvfsr_plugin.errors import PrepBusy
+    from llvfsr_plugin.prep.pipeline import make_image_lmdbs
+    root = str(tmp_path / 'data')
+    os.makedirs(root)
+    files = {'train': [(k, os.path.join(DEMO, 'images', f'{k}.jpg')) for k in demo_keys('train', 2)]}
+    holder = open(os.path.join(root, '.prep.lock'), 'a+')
+    holder.write('4242')
+    holder.flush()
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another open file: to flock, another prep process
+    with pytest.raises(PrepBusy, match=r'another prep process \(pid 4242\).*--wait'):
+        make_image_lmdbs(files, root, [8], workers=1)
+    assert not os.path.exists(hr_path(root, 'train'))
+    threading.Timer(1.0, lambda: fcntl.flock(holder, fcntl.LOCK_UN)).start()
+    t = time.perf_counter()
+    make_image_lmdbs(files, root, [8], workers=1, wait=True)
+    assert time.perf_counter() - t >= 0.9
+    assert capsys.readouterr().out.count('(pid 4242) is writing this dataset; waiting for it') == 1
+    assert sorted(Store(hr_path(root, 'train')).keys()) == sorted(k for k, _ in files['train'])
+    assert open(os.path.join(root, '.prep.lock')).read() == str(os.getpid())  # the waiter took the lock
+    holder.close()
