@@ -34,13 +34,15 @@ Under one seed a prior row starts from its Model 1's weights (the prior modules 
 own), so each seed's difference measures the priors, not two initialisations. Row llvfsr_sft_sr draws its maps
 from the same seed's Model 1 output (a first SR pass, `first_pass` of the FaceMesh extractors; Model 1 is then
 trained on the same train faces whose maps it draws) rather than from the bicubic LR face; row llvfsr_sft_mean
-gets the mean face's maps for every face (does the network owe its gain to a face template?).
+gets the mean face's maps for every face (does the network owe its gain to a face template?), row
+llvfsr_sft_shuffled another face's LR maps in training and validation (to what these maps say about this face?).
 """
 import argparse
 import csv
 import glob
 import json
 import os
+import random
 import resource
 import shutil
 import subprocess
@@ -48,11 +50,12 @@ import sys
 import time
 
 from llvfsr_plugin import options as O
-from llvfsr_plugin.prep.layout import hr_path, lr_path
-from llvfsr_plugin.prep.pipeline import extract_priors, make_image_lmdbs
+from llvfsr_plugin.prep.layout import hr_path, lr_path, prior_path, splits_json
+from llvfsr_plugin.prep.pipeline import extract_priors, make_image_lmdbs, root_lock
 from llvfsr_plugin.priors.cli_args import PRIOR_SIZE, default_extractors
 from llvfsr_plugin.priors.contract import PAPER_PRIORS as ALL
 from llvfsr_plugin.priors.extractors import build_extractor
+from llvfsr_plugin.priors.store import PriorStore, Writer
 from llvfsr_plugin.utils.stats import paired_bootstrap
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -69,7 +72,7 @@ def net(priors, fusion='lvpfb', **kw):
 HOURGLASS = {'body': 'hourglass', 'num_blocks': 7, 'num_feat': 64, 'num_heads': 4, 'spatial': 'sft'}
 MD = ['mask', 'depth']
 ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: iters, batch, hr_maps, first_pass,
-    #         maps (mask / depth extractor), reference, compare])
+    #         maps (mask / depth extractor), shuffled, reference, compare])
     'model1': ('Model 1 (no priors)', net([]), [], 'LLVFSRModel'),
     'llvfsr_lr': ('LLV-FSR, LR priors (mask+depth)', net(MD), MD, 'LLVFSRModel'),
     'llvfsr_sft': ('LLV-FSR, LR priors, SFT SegA/DepA', net(MD, spatial='sft'), MD, 'LLVFSRModel'),
@@ -77,6 +80,8 @@ ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: ite
                       {'first_pass': 'model1', 'compare': 'llvfsr_sft'}),
     'llvfsr_sft_mean': ('LLV-FSR, mean-face maps, SFT SegA/DepA', net(MD, spatial='sft'), MD, 'LLVFSRModel',
                         {'maps': 'mean-face', 'compare': 'llvfsr_sft'}),
+    'llvfsr_sft_shuffled': ("LLV-FSR, another face's LR maps, SFT SegA/DepA", net(MD, spatial='sft'), MD,
+                            'LLVFSRModel', {'shuffled': True, 'compare': 'llvfsr_sft'}),
     'llvfsr_tail': ('LLV-FSR, LR priors, SFT prior tail', net(MD, prior_tail=True, spatial='sft'), MD, 'LLVFSRModel'),
     'hg_model1': ('Model 1, hourglass', net([], **HOURGLASS), [], 'LLVFSRModel'),
     'llvfsr_hg': ('LLV-FSR, LR priors, hourglass', net(MD, **HOURGLASS), MD, 'LLVFSRModel',
@@ -116,6 +121,14 @@ def link_stores(new_root, links):
                 os.symlink(os.path.abspath(src), dst)
 
 
+def link_images(root, new_root, scale):
+    """A dataset root for maps of its own: its LR and HR stores and splits.json are links to `root`'s."""
+    link_stores(new_root, lambda split: [(lr_path(root, split, scale), lr_path(new_root, split, scale)),
+                                         (hr_path(root, split), hr_path(new_root, split))])
+    if not os.path.exists(splits_json(new_root)):
+        os.symlink(os.path.abspath(splits_json(root)), splits_json(new_root))
+
+
 def prep_hr_priors(root, out, scale, prior_size):
     """Oracle maps for the diagnosis row: the offline mask/depth extractors run on the HR face (the network
     resizes them to its feature grid). A root whose lr_x<s>.lmdb is a link to the HR store."""
@@ -129,11 +142,34 @@ def prep_extractor_priors(root, out, scale, prior_size, name):
     """Maps from the mask / depth extractors registered as `name` (row llvfsr_sft_mean: 'mean-face', the same
     template for every face): a root whose LR and HR stores link to the experiment's."""
     xroot = os.path.join(out, f'data_{name}')
-    link_stores(xroot, lambda split: [(lr_path(root, split, scale), lr_path(xroot, split, scale)),
-                                      (hr_path(root, split), hr_path(xroot, split))])
+    link_images(root, xroot, scale)
     extract_priors(xroot, ['train', 'val'], [scale], {p: build_extractor(p, name, prior_size=prior_size) for p in MD},
                    wait=True)
     return xroot
+
+
+def prep_shuffled_priors(root, out, scale):
+    """Every face gets another face's LR maps, in training and in validation (row llvfsr_sft_shuffled): one fixed
+    derangement per split (seeded, the same for mask and depth), records copied as they are (their `source`
+    names the face they were drawn from). Does a network gain from what a face's own maps say, or from being
+    trained with face-like maps at all?"""
+    sroot = os.path.join(out, 'data_shuffled')
+    link_images(root, sroot, scale)
+    with root_lock(sroot, wait=True):  # processes sharing --out: the first writes
+        for split in ('train', 'val'):
+            order = sorted(PriorStore(prior_path(root, split, scale, MD[0])).keys())
+            random.Random(f'shuffle-{split}').shuffle(order)
+            other = {k: order[(i + 1) % len(order)] for i, k in enumerate(order)}  # nobody keeps their own maps
+            for prior in MD:
+                dst = prior_path(sroot, split, scale, prior)
+                if os.path.isdir(dst):
+                    continue
+                src = PriorStore(prior_path(root, split, scale, prior))
+                meta = {k: v for k, v in src.meta.items() if k not in ('num_records', 'content_sha256')}
+                w = Writer(dst, dict(meta, shuffled='another face of the split for every face'))
+                w.put_many([(k, src.get_bytes(other[k])) for k in order if not w.has(k)])
+                w.finalize(order)
+    return sroot
 
 
 def prep_first_pass_priors(root, out, scale, prior_size, seed):
@@ -152,9 +188,7 @@ def prep_first_pass_priors(root, out, scale, prior_size, seed):
         os.makedirs(froot, exist_ok=True)
         shutil.copyfile(os.path.join(out, 'experiments', name, 'models', 'net_g_latest.pth'), ckpt + '.part')
         os.replace(ckpt + '.part', ckpt)
-    # HR too: a dataset root, which map_agreement.py can read
-    link_stores(froot, lambda split: [(lr_path(root, split, scale), lr_path(froot, split, scale)),
-                                      (hr_path(root, split), hr_path(froot, split))])
+    link_images(root, froot, scale)
     extractors = {p: build_extractor(p, 'facemesh', prior_size=prior_size, first_pass=os.path.abspath(ckpt))
                   for p in MD}
     extract_priors(froot, ['train', 'val'], [scale], extractors, wait=True)
@@ -246,6 +280,8 @@ def run_seed(args, root, scale, seed):
             prior_root = prep_hr_priors(root, args.out, scale, args.prior_size)
         elif extra.get('first_pass'):
             prior_root = prep_first_pass_priors(root, args.out, scale, args.prior_size, seed)
+        elif extra.get('shuffled'):
+            prior_root = prep_shuffled_priors(root, args.out, scale)
         elif extra.get('maps'):
             prior_root = prep_extractor_priors(root, args.out, scale, args.prior_size, extra['maps'])
         dsets = {split: dataset(root, split, priors, scale, model_type, args.hr_size, batch, prior_root, args.gt_size)

@@ -15,6 +15,7 @@ from quality_experiment import (  # noqa: E402
     plot_seeds,
     prep_extractor_priors,
     prep_first_pass_priors,
+    prep_shuffled_priors,
     prior_use,
     prior_use_md,
     run_name,
@@ -156,3 +157,25 @@ def test_mean_face_prior_root_holds_one_template_for_every_face(tmp_path, tiny_r
             assert sorted(store.keys()) == keys and len(keys) > 1
             maps = [store.get(k)[0][prior] for k in keys]
             assert all(np.array_equal(m, maps[0]) for m in maps)
+
+
+def test_shuffled_prior_root_gives_every_face_another_faces_maps(tmp_path, tiny_root):
+    """Row llvfsr_sft_shuffled: each face's mask and depth records are those of one other face of its split (the
+    same one for both), every face's maps are used once, and the root is a valid dataset."""
+    from llvfsr_plugin.prep.layout import prior_path
+    from llvfsr_plugin.prep.pipeline import validate
+    from llvfsr_plugin.priors.store import PriorStore
+    sroot = prep_shuffled_priors(tiny_root, str(tmp_path), 8)
+    assert ROWS['llvfsr_sft_shuffled'][4]['shuffled'] and sroot == os.path.join(str(tmp_path), 'data_shuffled')
+    for split in ('train', 'val'):
+        drawn = {}
+        for prior in ('mask', 'depth'):
+            src, dst = (PriorStore(prior_path(r, split, 8, prior)) for r in (tiny_root, sroot))
+            assert sorted(dst.keys()) == sorted(src.keys()) and dst.meta['shuffled']
+            for k in dst.keys():
+                source = dst.get(k)[1]['source']
+                assert source != k and dst.get_bytes(k) == src.get_bytes(source)
+                assert drawn.setdefault(k, source) == source  # mask and depth of the same other face
+        assert sorted(drawn.values()) == sorted(drawn)  # a permutation: every face's maps given once
+    assert validate(sroot, verbose=False) == []
+    assert prep_shuffled_priors(tiny_root, str(tmp_path), 8) == sroot  # done: kept as it is
