@@ -74,7 +74,6 @@ def test_bad_images_named_with_fix(tmp_path, case):
             'indivisible': 'not divisible'}[case] in msg
 
 
-
 def test_a_second_prep_process_stops_at_once_or_waits_for_the_first(tmp_path, capsys):
     """Without `wait` a second prep process on a root stops at once (PrepBusy, nothing written); with it, it says
     once that it waits, then preps when the first ends (processes started together on one root)."""

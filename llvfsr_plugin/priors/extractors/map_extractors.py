@@ -246,14 +246,12 @@ class FaceMeshMask(_FaceMeshPrior):
         return map_array('mask', rasterize_regions(lm, self.prior_size))
 
 
-
 @register('depth', 'facemesh')
 class FaceMeshDepth(_FaceMeshPrior):
     """Dense relative depth linearly interpolated from the mesh's z (1 = nearest)."""
 
     def from_mesh(self, lm):
         return map_array('depth', interpolate_depth(lm, self.prior_size))
-
 
 
 class _MeanFacePrior(PriorExtractor):
