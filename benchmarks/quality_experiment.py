@@ -165,8 +165,7 @@ def prep_shuffled_priors(root, out, scale):
                 if os.path.isdir(dst):
                     continue
                 src = PriorStore(prior_path(root, split, scale, prior))
-                meta = {k: v for k, v in src.meta.items() if k not in ('num_records', 'content_sha256')}
-                w = Writer(dst, dict(meta, shuffled='another face of the split for every face'))
+                w = Writer(dst, dict(Writer.given_meta(src.meta), shuffled='another face of the split for every face'))
                 w.put_many([(k, src.get_bytes(other[k])) for k in order if not w.has(k)])
                 w.finalize(order)
     return sroot

@@ -304,13 +304,21 @@ class Writer:
         self.kv.put_many([(k.encode(), v) for k, v in items])
         self.done.update(k for k, _ in items)
 
+    FINAL_FIELDS = ('num_records', 'content_sha256')  # what finalize adds to the meta the writer was given
+
+    @classmethod
+    def given_meta(cls, meta):
+        """A finished store's meta without the fields finalize added: the meta to write a store like it with."""
+        return {k: v for k, v in meta.items() if k not in cls.FINAL_FIELDS}
+
     def finalize(self, expected_keys, extra_files=None, extra_meta=None):
         missing = sorted(set(expected_keys) - self.done)
         if missing:
             raise RecordError(f'{self.tmp}: {len(missing)} key(s) still missing (e.g. {missing[:5]}); not '
                               f'finalizing')
         digest = content_digest((k, self.kv.get(k.encode())) for k in self.done)
-        final_meta = dict(self.meta, **(extra_meta or {}), num_records=len(self.done), content_sha256=digest)
+        added = dict(zip(self.FINAL_FIELDS, (len(self.done), digest)))  # num_records, content_sha256
+        final_meta = dict(self.meta, **(extra_meta or {}), **added)
         self.kv.put_many([(LMDB_META_KEY, json.dumps(final_meta, sort_keys=True).encode())])
         for name, data in (extra_files or {}).items():
             _atomic_write(os.path.join(self.tmp, name), data)
