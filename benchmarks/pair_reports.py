@@ -13,13 +13,13 @@ difference in absolute value and the share of faces where A is higher. The faces
 reports must hold the same faces.
 """
 import argparse
-import csv
 import json
 import os
 import sys
 
 from llvfsr_plugin.cli import command
 from llvfsr_plugin.errors import UserError
+from llvfsr_plugin.report import read_per_image
 from llvfsr_plugin.utils.stats import paired_bootstrap
 
 
@@ -27,18 +27,10 @@ def read_method(path, method):
     """{key: {metric: float}} of one method of a per_image.csv."""
     if not os.path.isfile(path):
         raise UserError(f'{path}: no such file (a report directory\'s per_image.csv, written by llvfsr-report)')
-    rows, methods = {}, []
-    with open(path, newline='') as f:
-        for r in csv.DictReader(f):
-            m = r.pop('method')
-            if m not in methods:
-                methods.append(m)
-            if m == method:
-                key = r.pop('key')
-                rows[key] = {k: float(v) for k, v in r.items() if v not in ('', None)}
-    if not rows:
-        raise UserError(f'{path}: no method {method!r}; it holds: ' + ', '.join(repr(m) for m in methods))
-    return rows
+    scores = read_per_image(path)
+    if method not in scores:
+        raise UserError(f'{path}: no method {method!r}; it holds: ' + ', '.join(repr(m) for m in scores))
+    return scores[method]
 
 
 def pair(a, b, metrics=None):

@@ -56,6 +56,7 @@ from llvfsr_plugin.priors.cli_args import PRIOR_SIZE, default_extractors
 from llvfsr_plugin.priors.contract import PAPER_PRIORS as ALL
 from llvfsr_plugin.priors.extractors import build_extractor
 from llvfsr_plugin.priors.store import PriorStore, Writer
+from llvfsr_plugin.report import read_per_image
 from llvfsr_plugin.utils.stats import paired_bootstrap
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -366,13 +367,10 @@ def report_dir(out, seed):
 def per_face(out, seed):
     """{method label: {metric: [per-face scores]}} of a seed's report (faces in the report's order)."""
     scores = {}
-    with open(os.path.join(report_dir(out, seed), 'per_image.csv')) as f:
-        for r in csv.DictReader(f):
-            d = scores.setdefault(r.pop('method'), {})
-            r.pop('key')
-            for m, v in r.items():
-                if v != '':
-                    d.setdefault(m, []).append(float(v))
+    for method, faces in read_per_image(os.path.join(report_dir(out, seed), 'per_image.csv')).items():
+        for face in faces.values():
+            for m, v in face.items():
+                scores.setdefault(method, {}).setdefault(m, []).append(v)
     return scores
 
 

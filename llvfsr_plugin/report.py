@@ -50,6 +50,17 @@ def open_images(path):
     return sorted(files), lambda k: cv2.cvtColor(cv2.imread(files[k]), cv2.COLOR_BGR2RGB)
 
 
+def read_per_image(path):
+    """A report's per_image.csv (what `write_report` writes) -> {method: {key: {metric: score}}}, methods and
+    faces in the file's order; a metric left empty for a method (not computed) is absent."""
+    scores = {}
+    with open(path, newline='') as f:
+        for r in csv.DictReader(f):
+            method, key = r.pop('method'), r.pop('key')
+            scores.setdefault(method, {})[key] = {m: float(v) for m, v in r.items() if v not in ('', None)}
+    return scores
+
+
 def find_sr(folder, key):
     for cand in (os.path.join(folder, f'{key}.png'), *sorted(glob.glob(os.path.join(folder, f'{key}_*.png')))):
         if os.path.isfile(cand):
