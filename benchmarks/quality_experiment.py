@@ -36,8 +36,12 @@ from the same seed's Model 1 output (a first SR pass, `first_pass` of the FaceMe
 trained on the same train faces whose maps it draws) rather than from the bicubic LR face; row llvfsr_sft_mean
 gets the mean face's maps for every face (does the network owe its gain to a face template?), row
 llvfsr_sft_shuffled another face's LR maps in training and validation (to what these maps say about this face?).
+Row model1_null is Model 1 trained again in other floating-point rounding (rescale_loss: the same run in exact
+arithmetic): model1_null - model1 is each seed's rerun floor, printed under the summary, below which the
+difference between two rows of one seed is what rerunning either would move it.
 """
 import argparse
+import copy
 import csv
 import glob
 import json
@@ -73,8 +77,9 @@ def net(priors, fusion='lvpfb', **kw):
 HOURGLASS = {'body': 'hourglass', 'num_blocks': 7, 'num_feat': 64, 'num_heads': 4, 'spatial': 'sft'}
 MD = ['mask', 'depth']
 ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: iters, batch, hr_maps, first_pass,
-    #         maps (mask / depth extractor), shuffled, reference, compare])
+    #         maps (mask / depth extractor), shuffled, reference, compare, loss_scale (rescale_loss))
     'model1': ('Model 1 (no priors)', net([]), [], 'LLVFSRModel'),
+    'model1_null': ('Model 1 again, other rounding (null row)', net([]), [], 'LLVFSRModel', {'loss_scale': 1.5}),
     'llvfsr_lr': ('LLV-FSR, LR priors (mask+depth)', net(MD), MD, 'LLVFSRModel'),
     'llvfsr_sft': ('LLV-FSR, LR priors, SFT SegA/DepA', net(MD, spatial='sft'), MD, 'LLVFSRModel'),
     'llvfsr_sft_sr': ('LLV-FSR, first-pass priors, SFT SegA/DepA', net(MD, spatial='sft'), MD, 'LLVFSRModel',
@@ -290,6 +295,8 @@ def run_seed(args, root, scale, seed):
         name = run_name(row, seed)
         train = O.train_opt(name, {'train': dsets['train']}, net_g, iters, model_type, scale, seed=seed,
                             checkpoint_freq=100)  # a stopped run resumes (--auto_resume below)
+        if extra.get('loss_scale'):
+            train = rescale_loss(train, extra['loss_scale'])
         test = O.test_opt(train, {'test_1': dsets['val']}, metrics={'psnr': O.PSNR})
         for kind, o in (('train', train), ('test', test)):
             O.dump_yaml(os.path.join(args.out, f'{name}_{kind}.yml'), o)
@@ -314,6 +321,27 @@ def run_seed(args, root, scale, seed):
     subprocess.run([sys.executable, '-m', 'llvfsr_plugin.report', '--hr', hr_path(root, 'val'), '--lr',
                     lr_path(root, 'val', scale), '--scale', str(scale), *methods, *reference, *metrics, '--out',
                     report_dir(args.out, seed)], check=True)
+
+
+def rescale_loss(train, k):
+    """The same training in other rounding: the pixel loss and Adam's eps times `k`. Adam's step
+    m / (sqrt(v) + eps) is then unchanged in exact arithmetic (m, sqrt(v) and eps all scale by k), so the run
+    has the same initialisation, data, crops and updates as the unscaled one, and differs from it only by
+    floating-point rounding, which training amplifies, as it does between machines. Its difference from
+    the unscaled row (the null row, model1_null - model1) is what a rerun moves a row: the floor under which
+    differences between the rows of one seed say nothing.
+
+    Args:
+        train (dict): a `basicsr train` option dict (options.train_opt).
+        k (float): the factor; not a power of 2 (those scale exactly, giving the same run bit for bit).
+
+    Returns:
+        dict: a copy of `train` with train.pixel_opt.loss_weight and train.optim_g.eps times k.
+    """
+    t = copy.deepcopy(train)
+    t['train']['pixel_opt']['loss_weight'] *= k
+    t['train']['optim_g']['eps'] *= k
+    return t
 
 
 def train_and_test(out, name, record, env, **fields):
@@ -413,11 +441,28 @@ def summarize(out, seeds):
     with open(os.path.join(out, 'summary.md'), 'w') as f:
         f.write('Paired per-face differences (row minus reference), mean [95 % bootstrap interval over faces].\n\n'
                 + '\n'.join(lines) + '\n')
+        floor = rerun_floor_md(result)
+        if floor:
+            f.write('\n' + floor + '\n')
         if over:
             f.write('\n' + over_seeds_md(over) + '\n\n![per seed](seeds.png)\n')
         if use:
             f.write('\n' + prior_use_md(use) + '\n')
     print('\n'.join(lines))
+
+
+def rerun_floor_md(result):
+    """The null row's line of summary.md ('' without model1_null): per seed, |model1_null - model1| in PSNR and
+    face PSNR, the size of the difference a rerun of one row makes."""
+    seeds = {seed: rows['model1_null']['model1'] for seed, rows in result.items()
+             if 'model1' in rows.get('model1_null', {})}
+    if not seeds:
+        return ''
+    per_seed = '; '.join(f'seed {seed}: ' + ', '.join(f"{m} {d[m]['mean']:+.3f} [{d[m]['lo']:+.3f}, {d[m]['hi']:+.3f}]"
+                                                       for m in ('psnr', 'face_psnr') if m in d)
+                         for seed, d in sorted(seeds.items()))
+    return (f'Rerun floor (model1_null - model1, the same training in other rounding): {per_seed}. Two rows of one '
+            'seed closer than this are not told apart by one run of each.')
 
 
 def plot_seeds(result, over, path):

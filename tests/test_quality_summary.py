@@ -18,6 +18,7 @@ from quality_experiment import (  # noqa: E402
     prep_shuffled_priors,
     prior_use,
     prior_use_md,
+    rescale_loss,
     run_name,
     summarize,
 )
@@ -179,3 +180,57 @@ def test_shuffled_prior_root_gives_every_face_another_faces_maps(tmp_path, tiny_
         assert sorted(drawn.values()) == sorted(drawn)  # a permutation: every face's maps given once
     assert validate(sroot, verbose=False) == []
     assert prep_shuffled_priors(tiny_root, str(tmp_path), 8) == sroot  # done: kept as it is
+
+
+def train_tiny(k, steps=30):
+    """A small conv net trained `steps` Adam steps under the experiment's options rescaled by `k` (1: as is):
+    its parameters, flattened."""
+    import torch
+
+    import llvfsr_plugin  # noqa: F401 (basicsr's torchvision repair)
+    from basicsr.losses import build_loss
+    from llvfsr_plugin import options as O
+    t = O.train_opt('q', {}, {}, steps)
+    t = rescale_loss(t, k) if k != 1 else t
+    optim = {key: v for key, v in t['train']['optim_g'].items() if key != 'type'}
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 3, padding=1))
+    loss, adam, g = build_loss(dict(t['train']['pixel_opt'])), torch.optim.Adam(net.parameters(), **optim), \
+        torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        x, y = torch.rand(4, 3, 16, 16, generator=g), torch.rand(4, 3, 16, 16, generator=g)
+        adam.zero_grad()
+        loss(net(x), y).backward()
+        adam.step()
+    return torch.cat([p.detach().flatten() for p in net.parameters()])
+
+
+def test_null_row_is_the_same_training_in_other_rounding():
+    # model1_null: loss and Adam eps x1.5 leave every step unchanged in exact arithmetic, so after 30 steps the
+    # weights agree to float rounding, yet are not the same run bit for bit (a power of 2 would be: exact scaling)
+    assert ROWS['model1_null'][1] == ROWS['model1'][1] and ROWS['model1_null'][4] == {'loss_scale': 1.5}
+    base, null = train_tiny(1), train_tiny(1.5)
+    assert (base - null).abs().max() < 1e-6
+    assert (base != null).any()
+    assert (train_tiny(1.5) == null).all()  # itself deterministic
+    assert (train_tiny(2.0) == base).all()
+
+
+def test_summary_states_the_rerun_floor_of_each_seed(tmp_path):
+    import csv
+    for seed, gap in ((0, 0.02), (1, -0.03)):
+        report = tmp_path / ('report' if seed == 0 else f'report_s{seed}')
+        report.mkdir()
+        with open(report / 'per_image.csv', 'w', newline='') as f:
+            w = csv.writer(f)
+            w.writerow(['key', 'method', 'psnr', 'face_psnr'])
+            for k in range(20):
+                w.writerow([k, ROWS['model1'][0], 25.0 + 0.1 * (k % 4), 24.0])
+                w.writerow([k, ROWS['model1_null'][0], 25.0 + 0.1 * (k % 4) + gap, 24.0 + 2 * gap])
+    summarize(str(tmp_path), [0, 1])
+    result = json.load(open(tmp_path / 'summary.json'))
+    assert result['1']['model1_null']['model1']['psnr']['mean'] == pytest.approx(-0.03)
+    md = (tmp_path / 'summary.md').read_text()
+    assert ('Rerun floor (model1_null - model1, the same training in other rounding): seed 0: psnr +0.020 '
+            '[+0.020, +0.020], face_psnr +0.040 [+0.040, +0.040]; seed 1: psnr -0.030 [-0.030, -0.030], face_psnr '
+            '-0.060 [-0.060, -0.060].') in md
