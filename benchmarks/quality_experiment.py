@@ -61,7 +61,7 @@ from llvfsr_plugin.priors.contract import PAPER_PRIORS as ALL
 from llvfsr_plugin.priors.extractors import build_extractor
 from llvfsr_plugin.priors.store import PriorStore, Writer
 from llvfsr_plugin.report import read_per_image
-from llvfsr_plugin.utils.stats import paired_bootstrap
+from llvfsr_plugin.utils.stats import paired_bootstrap, seed_interval
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -521,8 +521,9 @@ def prior_use_md(use):
 
 def over_seeds(result):
     """{row: {ref: {metric: ...}}} for the pairs measured in two seeds or more: the mean over seeds of the
-    per-seed mean differences, the lowest and highest seed, and in how many seeds the interval lies above
-    (below) 0. The per-face intervals hold the training run fixed; this is what varies with the seed."""
+    per-seed mean differences with its 95 % Student-t interval over seeds (seed_lo, seed_hi; sd), the lowest
+    and highest seed, and in how many seeds the per-face interval lies above (below) 0. The per-face intervals
+    hold the training run fixed; the interval over seeds carries what retraining moves."""
     pairs = {}
     for seed, rows in result.items():
         for row, refs in rows.items():
@@ -537,21 +538,25 @@ def over_seeds(result):
             if len(ds) < 2:
                 continue
             means = [d['mean'] for d in ds]
+            t = seed_interval(means)
             out.setdefault(row, {}).setdefault(ref, {})[m] = {
-                'seeds': len(ds), 'mean': sum(means) / len(means), 'min': min(means), 'max': max(means),
+                'seeds': len(ds), 'mean': t['mean'], 'min': min(means), 'max': max(means), 'sd': t['sd'],
+                'seed_lo': t['lo'], 'seed_hi': t['hi'],
                 'above_0': sum(d['lo'] > 0 for d in ds), 'below_0': sum(d['hi'] < 0 for d in ds)}
     return out
 
 
 def over_seeds_md(over):
-    lines = ['Over seeds: mean of the per-seed differences [lowest, highest seed]; seeds whose interval lies above '
-             '0 / below 0.', '', '| row | minus | seeds | ' + ' | '.join(SUMMARY_METRICS) + ' |',
+    lines = ['Over seeds: mean of the per-seed differences (95 % t interval over seeds) [lowest, highest seed]; '
+             'seeds whose per-face interval lies above 0 / below 0.', '',
+             '| row | minus | seeds | ' + ' | '.join(SUMMARY_METRICS) + ' |',
              '|' + '---|' * (3 + len(SUMMARY_METRICS))]
     for row, refs in over.items():
         for ref, d in refs.items():
             n = max(v['seeds'] for v in d.values())
             lines.append(f'| {row} | {ref} | {n} | ' + ' | '.join(
-                f"{d[m]['mean']:+.3f} [{d[m]['min']:+.3f}, {d[m]['max']:+.3f}] {d[m]['above_0']}/{d[m]['below_0']}"
+                f"{d[m]['mean']:+.3f} ({d[m]['seed_lo']:+.3f}, {d[m]['seed_hi']:+.3f}) [{d[m]['min']:+.3f}, "
+                f"{d[m]['max']:+.3f}] {d[m]['above_0']}/{d[m]['below_0']}"
                 if m in d else 'n/a' for m in SUMMARY_METRICS) + ' |')
     return '\n'.join(lines)
 

@@ -39,7 +39,11 @@ def test_over_seeds_mean_range_and_interval_counts(tmp_path):
     assert psnr['seeds'] == 3 and psnr['mean'] == pytest.approx(0.09)
     assert (psnr['min'], psnr['max'], psnr['above_0'], psnr['below_0']) == (-0.04, 0.30, 1, 1)
     assert 'face_psnr' not in over['llvfsr_sft']['model1']  # measured in one seed
-    assert '| llvfsr_sft | model1 | 3 | +0.090 [-0.040, +0.300] 1/1 | n/a |' in over_seeds_md(over)
+    # t interval over the three seeds: sd 0.1836, t(0.975, 2) = 4.303, half-width 0.456
+    assert psnr['sd'] == pytest.approx(0.18358, abs=1e-5)
+    assert (psnr['seed_lo'], psnr['seed_hi']) == (pytest.approx(0.09 - 0.45603, abs=1e-4),
+                                                  pytest.approx(0.09 + 0.45603, abs=1e-4))
+    assert '| llvfsr_sft | model1 | 3 | +0.090 (-0.366, +0.546) [-0.040, +0.300] 1/1 | n/a |' in over_seeds_md(over)
     plot_seeds(result, over, str(tmp_path / 'seeds.png'))
     assert (tmp_path / 'seeds.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 

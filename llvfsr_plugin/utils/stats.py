@@ -1,5 +1,6 @@
 """Paired comparisons of two methods on the same faces: the mean per-face difference and its bootstrap
-interval (resampling faces), so a claim carries the spread that a 100-face mean hides."""
+interval (resampling faces), so a claim carries the spread that a 100-face mean hides; and the interval over
+training seeds, which carries what retraining moves (the per-face interval holds the trained networks fixed)."""
 import numpy as np
 
 
@@ -20,3 +21,22 @@ def paired_bootstrap(a, b, n_boot=10000, ci=0.95, seed=0):
     lo, hi = np.quantile(means, [(1 - ci) / 2, 1 - (1 - ci) / 2])
     return {'mean': float(d.mean()), 'lo': float(lo), 'hi': float(hi), 'n': int(len(d)),
             'better': float((d > 0).mean())}
+
+
+def seed_interval(values, ci=0.95):
+    """Student-t interval of the mean of per-seed results (one value per training seed, e.g. each seed's mean
+    per-face difference): what the difference is expected to be over retrainings, not only over faces.
+
+    Args:
+        values (sequence of float): one result per seed, at least two.  ci (float): interval coverage.
+    Returns:
+        dict: mean, lo, hi (the interval), n (seeds), sd (sample standard deviation over seeds).
+    """
+    from scipy.stats import t
+    v = np.asarray(values, np.float64)
+    if v.ndim != 1 or len(v) < 2:
+        raise ValueError(f'seed_interval: need one value per seed for two seeds or more, got {np.shape(v)}')
+    sd = float(v.std(ddof=1))
+    half = float(t.ppf(1 - (1 - ci) / 2, len(v) - 1)) * sd / np.sqrt(len(v))
+    return {'mean': float(v.mean()), 'lo': float(v.mean() - half), 'hi': float(v.mean() + half), 'n': int(len(v)),
+            'sd': sd}

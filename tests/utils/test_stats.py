@@ -1,8 +1,9 @@
-"""Paired bootstrap intervals: they cover the true difference and shrink with more faces."""
+"""Intervals: the paired bootstrap over faces covers the true difference and shrinks with more faces; the t
+interval over seeds covers the true mean as often as it says."""
 import numpy as np
 import pytest
 
-from llvfsr_plugin.utils.stats import paired_bootstrap
+from llvfsr_plugin.utils.stats import paired_bootstrap, seed_interval
 
 
 def test_paired_bootstrap_interval():
@@ -17,3 +18,16 @@ def test_paired_bootstrap_interval():
     assert same == {'mean': 0.0, 'lo': 0.0, 'hi': 0.0, 'n': 400, 'better': 0.0}
     with pytest.raises(ValueError, match='equally long'):
         paired_bootstrap([], [])
+
+
+def test_seed_interval_covers_the_true_mean_95_percent_of_the_time():
+    # three seeds a row, each seed's difference drawn around a true +0.10 dB with training noise sd 0.05:
+    # the t interval over seeds covers +0.10 in ~95 % of experiments (a normal-quantile one would in ~88 %)
+    rng = np.random.default_rng(0)
+    hits = [(lambda r: r['lo'] <= 0.1 <= r['hi'])(seed_interval(rng.normal(0.1, 0.05, 3))) for _ in range(4000)]
+    assert abs(np.mean(hits) - 0.95) < 0.012
+    r = seed_interval([0.1, 0.2, 0.3])
+    assert (r['mean'], r['n']) == (pytest.approx(0.2), 3) and r['sd'] == pytest.approx(0.1)
+    assert r['hi'] - r['mean'] == pytest.approx(4.302653 * 0.1 / np.sqrt(3), abs=1e-6)
+    with pytest.raises(ValueError, match='two seeds or more'):
+        seed_interval([0.1])
