@@ -452,8 +452,8 @@ def summarize(out, seeds):
 
 
 def rerun_floor_md(result):
-    """The null row's line of summary.md ('' without model1_null): per seed, |model1_null - model1| in PSNR and
-    face PSNR, the size of the difference a rerun of one row makes."""
+    """The null row's line of summary.md ('' without model1_null): per seed, model1_null - model1 in PSNR and
+    face PSNR with its interval over faces: the size of the difference a rerun of one row makes."""
     seeds = {seed: rows['model1_null']['model1'] for seed, rows in result.items()
              if 'model1' in rows.get('model1_null', {})}
     if not seeds:
