@@ -20,7 +20,7 @@ import sys
 from llvfsr_plugin.cli import command
 from llvfsr_plugin.errors import UserError
 from llvfsr_plugin.report import read_per_image
-from llvfsr_plugin.utils.stats import paired_bootstrap
+from llvfsr_plugin.utils.stats import fmt_interval, paired_bootstrap
 
 
 def read_method(path, method):
@@ -69,7 +69,7 @@ def main(argv=None):
     print(f'A = {args.a[1]} ({args.a[0]})\nB = {args.b[1]} ({args.b[0]})\n')
     print('| metric | A − B (95 % CI) | max per-face abs | faces where A > B | faces |\n|---|---|---|---|---|')
     for m, d in result.items():
-        print(f"| {m} | {d['mean']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}] | {d['max_abs']:.2g} | "
+        print(f"| {m} | {fmt_interval(d, 4)} | {d['max_abs']:.2g} | "
               f"{d['better']:.0%} | {d['n']} |")
     if args.json:
         json.dump({'a': args.a, 'b': args.b, 'a_minus_b': result}, open(args.json, 'w'), indent=1)

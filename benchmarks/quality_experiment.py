@@ -61,7 +61,7 @@ from llvfsr_plugin.priors.contract import PAPER_PRIORS as ALL
 from llvfsr_plugin.priors.extractors import build_extractor
 from llvfsr_plugin.priors.store import PriorStore, Writer
 from llvfsr_plugin.report import read_per_image
-from llvfsr_plugin.utils.stats import paired_bootstrap, seed_interval
+from llvfsr_plugin.utils.stats import fmt_interval, paired_bootstrap, seed_interval
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -431,7 +431,7 @@ def summarize(out, seeds):
                 d = {m: paired_bootstrap(a[m], b[m]) for m in SUMMARY_METRICS if m in a and m in b}
                 result.setdefault(str(seed), {}).setdefault(row, {})[ref] = d
                 lines.append(f'| {seed} | {row} | {ref} | ' + ' | '.join(
-                    f"{d[m]['mean']:+.3f} [{d[m]['lo']:+.3f}, {d[m]['hi']:+.3f}]" if m in d else 'n/a'
+                    fmt_interval(d[m]) if m in d else 'n/a'
                     for m in SUMMARY_METRICS) + ' |')
     over, use = over_seeds(result), prior_use(out, seeds)
     if over:
@@ -458,7 +458,7 @@ def rerun_floor_md(result):
              if 'model1' in rows.get('model1_null', {})}
     if not seeds:
         return ''
-    per_seed = '; '.join(f'seed {seed}: ' + ', '.join(f"{m} {d[m]['mean']:+.3f} [{d[m]['lo']:+.3f}, {d[m]['hi']:+.3f}]"
+    per_seed = '; '.join(f'seed {seed}: ' + ', '.join(f'{m} {fmt_interval(d[m])}'
                                                        for m in ('psnr', 'face_psnr') if m in d)
                          for seed, d in sorted(seeds.items()))
     return (f'Rerun floor (model1_null - model1, the same training in other rounding): {per_seed}. Two rows of one '
@@ -518,7 +518,7 @@ def prior_use_md(use):
     for seed, rows in use.items():
         for row, d in rows.items():
             lines.append(f'| {seed} | {row} | ' + ' | '.join(
-                f"{d[c]['mean']:+.4f} [{d[c]['lo']:+.4f}, {d[c]['hi']:+.4f}]" if c in d else 'n/a'
+                fmt_interval(d[c], 4) if c in d else 'n/a'
                 for c in USE_CONDITIONS) + ' |')
     return '\n'.join(lines)
 

@@ -23,6 +23,12 @@ def paired_bootstrap(a, b, n_boot=10000, ci=0.95, seed=0):
             'better': float((d > 0).mean())}
 
 
+def fmt_interval(d, digits=3):
+    """'+0.030 [+0.018, +0.041]': a difference's mean and interval (a paired_bootstrap result) as printed in
+    the tables."""
+    return f"{d['mean']:+.{digits}f} [{d['lo']:+.{digits}f}, {d['hi']:+.{digits}f}]"
+
+
 def seed_interval(values, ci=0.95):
     """Student-t interval of the mean of per-seed results (one value per training seed, e.g. each seed's mean
     per-face difference): what the difference is expected to be over retrainings, not only over faces.
