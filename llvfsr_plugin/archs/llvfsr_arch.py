@@ -238,14 +238,16 @@ class SFT(nn.Module):
     per-channel scale and shift computed from the LR feature and the prior feature, F * (1 + gamma) + beta.
     Unlike a sigmoid gate it can add structure the feature lacks. `identity_start`: the last conv starts at zero
     (the identity), for an SFT used on its own (the prior tail); inside an LVPFB the fusion already starts at
-    zero, and two zero layers in series leave the prior path without a gradient until both have grown."""
+    zero, and two zero layers in series leave the prior path without a gradient until both have grown.
+    `prior_dim`: channels of the prior feature (default `dim`)."""
 
-    def __init__(self, dim, num_heads=None, identity_start=False):
+    def __init__(self, dim, num_heads=None, identity_start=False, prior_dim=None):
         super().__init__()
         hidden = max(dim // 2, 4)
         last = nn.Conv2d(hidden, dim * 2, 1)
-        self.body = nn.Sequential(nn.Conv2d(dim * 2, hidden, 1), nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden),
-                                  nn.GELU(), zero_init(last) if identity_start else last)
+        self.body = nn.Sequential(nn.Conv2d(dim + (prior_dim or dim), hidden, 1),
+                                  nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden), nn.GELU(),
+                                  zero_init(last) if identity_start else last)
 
     def forward(self, feat, prior_feat):
         gamma, beta = self.body(torch.cat([feat, prior_feat], dim=1)).chunk(2, dim=1)
@@ -390,14 +392,18 @@ class ConcatFusion(nn.Module):
 
 class TailModulation(nn.Module):
     """`prior_tail` (body 'lr'): after one x2 of the PixelShuffle tail, each map prior modulates the feature at
-    that grid through its own encoder and an SFT (SegA / DepA, SFT-style); zero-initialised (identity)."""
+    that grid through its own encoder and an SFT (SegA / DepA, SFT-style); zero-initialised (identity).
+    The encoders give `prior_dim` channels: they and the SFTs run at up to HR size, where their cost is
+    that of the tail itself at prior_dim = dim (README "Benchmarks")."""
 
-    def __init__(self, dim, map_specs, num_classes):
+    def __init__(self, dim, map_specs, num_classes, prior_dim=None):
         super().__init__()
         self.specs = map_specs
-        self.encoders = nn.ModuleDict({s.name: ImageEncoder(s.in_channels(num_classes), dim) for s in map_specs})
+        prior_dim = prior_dim or dim
+        self.encoders = nn.ModuleDict({s.name: ImageEncoder(s.in_channels(num_classes), prior_dim)
+                                       for s in map_specs})
         for s in map_specs:  # self.sega, self.depa
-            setattr(self, s.branch_name.lower(), SFT(dim, identity_start=True))
+            setattr(self, s.branch_name.lower(), SFT(dim, identity_start=True, prior_dim=prior_dim))
 
     def forward(self, feat, maps):
         for s in self.specs:
@@ -439,6 +445,8 @@ class LLVFSRArch(nn.Module):
         body: 'lr' (stages on the LR grid, PixelShuffle tail) or 'hourglass' (bicubic-upsampled face in,
             k = (L - 1) / 2 stages down, a neck, k up, skips between mirrored stages; a conv reconstructor).
         prior_tail: body 'lr': SFT modulation from the map priors after each x2 of the tail (64, 128, 256).
+        prior_tail_dim: channels of the map features in the prior tail (default: num_feat); fewer make the
+            tail cheaper (its encoders run at up to HR size).
         spatial / capa / desa: SegA / DepA ('gate' | 'sft'), CapA ('gate' | 'film'), DesA ('gather' |
             'query'); the first of each is the paper's reading.
         upsample: body 'lr': 'pixelshuffle' (features at LR size) or 'pre' (bicubic to HR size first).
@@ -465,6 +473,7 @@ class LLVFSRArch(nn.Module):
                  fusion='lvpfb',
                  body='lr',
                  prior_tail=False,
+                 prior_tail_dim=None,
                  spatial='gate',
                  capa='gate',
                  desa='gather',
@@ -538,7 +547,7 @@ class LLVFSRArch(nn.Module):
             self.upsampler = nn.Sequential(*tail)
         map_specs = [PRIORS[p] for p in self.priors if PRIORS[p].kind == 'map']
         with own_random_stream():
-            self.tail_mods = nn.ModuleList([TailModulation(num_feat, map_specs, num_classes) for _ in
+            self.tail_mods = nn.ModuleList([TailModulation(num_feat, map_specs, num_classes, prior_tail_dim) for _ in
                                             range(self.tail_steps)]) if prior_tail and map_specs else None
         self.conv_last = nn.Conv2d(dims[0], num_out_ch, 3, padding=1)  # the reconstructor
         self.channels_last = channels_last

@@ -105,8 +105,26 @@ def test_arch_prior_tail_modulates_every_x2_of_the_tail():
     assert net(priors=[], prior_tail=True).tail_mods is None  # Model 1: no prior, nothing to modulate
 
 
+def test_arch_prior_tail_dim_narrows_the_tail_map_features_only():
+    """`prior_tail_dim`: the tail's map encoders give that many channels and its SFTs read them; the
+    feature the tail modulates, and every module outside the tail, keep their widths."""
+    kw = dict(scale=8, priors=['mask', 'depth'], prior_tail=True, spatial='sft', num_feat=32, num_heads=2)
+    full, narrow = net(**kw), net(prior_tail_dim=8, **kw)
+    seen = []
+    for enc in narrow.tail_mods[2].encoders.values():
+        enc.register_forward_hook(lambda mod, inp, out: seen.append(tuple(out.shape[1:])))
+    assert narrow(torch.rand(1, 3, 8, 8), fake_priors(1, ['mask', 'depth'])).shape == (1, 3, 64, 64)
+    assert seen == [(8, 64, 64), (8, 64, 64)]
+    assert narrow.tail_mods[0].sega.body[0].in_channels == 32 + 8
+    outside = {n: p.shape for n, p in full.named_parameters() if not n.startswith('tail_mods.')}
+    assert {n: p.shape for n, p in narrow.named_parameters() if not n.startswith('tail_mods.')} == outside
+    count = lambda m: sum(p.numel() for p in m.tail_mods.parameters())  # noqa: E731
+    assert count(narrow) < count(full) / 3
+
+
 GEOMETRIES = [{}, {'body': 'hourglass', 'num_blocks': 3},
-              {'prior_tail': True, 'spatial': 'sft', 'capa': 'film', 'desa': 'query'}]
+              {'prior_tail': True, 'spatial': 'sft', 'capa': 'film', 'desa': 'query'},
+              {'prior_tail': True, 'prior_tail_dim': 8, 'spatial': 'sft'}]
 
 
 @pytest.mark.parametrize('kw', GEOMETRIES)
