@@ -46,6 +46,8 @@ def nets(scale):
     yield 'LLV-FSR, SFT SegA/DepA (chosen)', dict(type='LLVFSRArch', scale=scale, spatial='sft'), True
     yield 'LLV-FSR, hourglass', dict(type='LLVFSRArch', scale=scale, body='hourglass', spatial='sft'), True
     yield 'LLV-FSR, LR body + prior tail', dict(type='LLVFSRArch', scale=scale, prior_tail=True, spatial='sft'), True
+    yield 'LLV-FSR, LR body + prior tail, C/4 map features', dict(type='LLVFSRArch', scale=scale, prior_tail=True,
+                                                                  prior_tail_dim=16, spatial='sft'), True
     yield 'EDSR (16 blocks, 64 ch)', O.baseline_network_opt('EDSR', scale), False
     yield 'RCAN (10x20, 64 ch)', O.baseline_network_opt('RCAN', scale), False
     yield 'SwinIR (4x6, 60 ch)', O.baseline_network_opt('SwinIR', scale), False
