@@ -238,3 +238,32 @@ def test_summary_states_the_rerun_floor_of_each_seed(tmp_path):
     assert ('Rerun floor (model1_null - model1, the same training in other rounding): seed 0: psnr +0.020 '
             '[+0.020, +0.020], face_psnr +0.040 [+0.040, +0.040]; seed 1: psnr -0.030 [-0.030, -0.030], face_psnr '
             '-0.060 [-0.060, -0.060].') in md
+
+
+def test_run_seed_writes_each_rows_own_options(tmp_path, tiny_root, monkeypatch):
+    # the options a row asks for reach the train file basicsr reads: the null row's rescaled loss and eps,
+    # the light tail's narrow map features; training and the report are stubbed (no subprocess runs)
+    import argparse
+
+    import quality_experiment
+    import yaml
+    trained = []
+
+    def fake_train_and_test(out, name, record, env, **fields):
+        trained.append(name)
+        return dict(fields, train_minutes=0.0, cpu_minutes=0.0)
+
+    monkeypatch.setattr(quality_experiment, 'train_and_test', fake_train_and_test)
+    monkeypatch.setattr(quality_experiment.subprocess, 'run', lambda *a, **kw: None)
+    args = argparse.Namespace(rows=['model1', 'model1_null', 'llvfsr_tail_light'], iters=100, batch=4, prior_size=128,
+                              out=str(tmp_path), hr_size=128, gt_size=64, threads=1, sensitivity=False,
+                              report_metrics=['psnr'])
+    quality_experiment.run_seed(args, tiny_root, 8, seed=1)
+    assert trained == ['q_model1_s1', 'q_model1_null_s1', 'q_llvfsr_tail_light_s1']
+    opt = {row: yaml.safe_load(open(tmp_path / f'q_{row}_s1_train.yml')) for row in args.rows}
+    base, null = opt['model1']['train'], opt['model1_null']['train']
+    assert null['pixel_opt']['loss_weight'] == 1.5 * base['pixel_opt']['loss_weight']
+    assert null['optim_g']['eps'] == 1.5 * base['optim_g']['eps']
+    assert opt['model1_null']['network_g'] == opt['model1']['network_g'] and opt['model1_null']['manual_seed'] == 1
+    net_g = opt['llvfsr_tail_light']['network_g']
+    assert (net_g['prior_tail'], net_g['prior_tail_dim'], net_g['scale']) == (True, 8, 8)
