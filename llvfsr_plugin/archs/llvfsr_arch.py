@@ -393,8 +393,8 @@ class ConcatFusion(nn.Module):
 class TailModulation(nn.Module):
     """`prior_tail` (body 'lr'): after one x2 of the PixelShuffle tail, each map prior modulates the feature at
     that grid through its own encoder and an SFT (SegA / DepA, SFT-style); zero-initialised (identity).
-    The encoders give `prior_dim` channels: they and the SFTs run at up to HR size, where their cost is
-    that of the tail itself at prior_dim = dim (README "Benchmarks")."""
+    The encoders give `prior_dim` channels (default `dim`): they and the SFTs run at up to HR size, where at
+    prior_dim = dim they nearly triple the network's FLOPs (README "The network")."""
 
     def __init__(self, dim, map_specs, num_classes, prior_dim=None):
         super().__init__()
@@ -492,6 +492,9 @@ class LLVFSRArch(nn.Module):
         for opt, value in chosen.items():
             if value not in CHOICES[opt]:
                 raise ValueError(f'LLVFSRArch: option `{opt}` must be one of {CHOICES[opt]}, got {value!r}')
+        if prior_tail_dim is not None and (not isinstance(prior_tail_dim, int) or prior_tail_dim < 1):
+            raise ValueError(f'LLVFSRArch: option `prior_tail_dim` must be a positive integer (channels), got '
+                             f'{prior_tail_dim!r}')
         if scale < 1 or scale & (scale - 1):
             raise ValueError(f'LLVFSRArch: option `scale` must be a power of two, got {scale}')
         if body == 'hourglass' and (num_blocks % 2 == 0 or upsample != 'pixelshuffle' or prior_tail):

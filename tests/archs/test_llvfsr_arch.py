@@ -120,6 +120,8 @@ def test_arch_prior_tail_dim_narrows_the_tail_map_features_only():
     assert {n: p.shape for n, p in narrow.named_parameters() if not n.startswith('tail_mods.')} == outside
     count = lambda m: sum(p.numel() for p in m.tail_mods.parameters())  # noqa: E731
     assert count(narrow) < count(full) / 3
+    with pytest.raises(ValueError, match='`prior_tail_dim` must be a positive integer'):
+        net(prior_tail_dim=0, **kw)
 
 
 GEOMETRIES = [{}, {'body': 'hourglass', 'num_blocks': 3},
