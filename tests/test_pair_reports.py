@@ -1,16 +1,19 @@
 """benchmarks/pair_reports.py: paired per-face differences between methods of two reports."""
 import csv
+import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from llvfsr_plugin.errors import UserError
+from llvfsr_plugin.priors.store import PriorWriter
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(HERE, 'benchmarks'))
-from pair_reports import pair, read_method  # noqa: E402
+from pair_reports import fallback_flags, pair, pair_by_fallback, read_method  # noqa: E402
 
 
 def write_report(path, rows):
@@ -79,3 +82,50 @@ def test_cli_prints_the_table_and_errors_in_one_line(reports, tmp_path):
     assert bad.returncode == 1 and 'Traceback' not in bad.stderr
     assert bad.stderr.strip().splitlines() == [f"pair_reports: error: {a}: no method 'Nope'; it holds: 'Bicubic', "
                                                "'Row'"]
+
+
+def write_mask_store(path, fallback, keys):
+    """A finished mask store over `keys`; the records of `fallback` flagged as the extractor's fallback."""
+    w = PriorWriter(str(path), {'prior': 'mask', 'extractor': 'facemesh', 'scale': 16})
+    w.put_records([(k, {'mask': np.zeros((8, 8), np.uint8)}, {'source': k, 'fallback': k in fallback})
+                   for k in keys])
+    w.finalize(keys)
+    return str(path)
+
+
+def test_pair_by_fallback_splits_the_faces_by_the_store_s_flags(reports, tmp_path):
+    a, b = reports
+    store = write_mask_store(tmp_path / 'mask.lmdb', {'1000'}, [k for k, _, _ in FACES])
+    assert fallback_flags(store) == {'1000': True, '1051': False, '1100': False, '1200': False}
+    d = pair_by_fallback(read_method(a, 'Row'), read_method(b, 'Row'), fallback_flags(store))
+    # face PSNR differs on face 1000 only (+1 dB): all of it in the fallback group
+    assert d['found']['face_psnr']['n'] == 3 and d['found']['face_psnr']['mean'] == pytest.approx(0.0)
+    assert d['fallback']['face_psnr']['n'] == 1 and d['fallback']['face_psnr']['mean'] == pytest.approx(1.0)
+    assert d['found']['psnr']['mean'] == pytest.approx(0.5) == d['fallback']['psnr']['mean']
+    none = pair_by_fallback(read_method(a, 'Row'), read_method(b, 'Row'), dict.fromkeys(fallback_flags(store), False))
+    assert list(none) == ['found'] and none['found']['psnr']['n'] == 4  # an empty group is left out
+    fewer = write_mask_store(tmp_path / 'fewer.lmdb', set(), ['1000', '1051'])
+    with pytest.raises(UserError, match=r"no record of 2 of the report's faces \(e.g. \['1100', '1200'\]\)"):
+        pair_by_fallback(read_method(a, 'Row'), read_method(b, 'Row'), fallback_flags(fewer))
+
+
+def test_cli_by_fallback_prints_a_table_per_group(reports, tmp_path):
+    a, b = reports
+    store = write_mask_store(tmp_path / 'mask.lmdb', {'1000'}, [k for k, _, _ in FACES])
+    env = dict(os.environ, PYTHONPATH=HERE)
+    script = os.path.join(HERE, 'benchmarks', 'pair_reports.py')
+    ok = subprocess.run([sys.executable, script, '--a', a, 'Row', '--b', b, 'Row', '--metrics', 'face_psnr',
+                         '--by-fallback', store, '--json', str(tmp_path / 'd.json')], capture_output=True, text=True,
+                        env=env)
+    assert ok.returncode == 0, ok.stderr
+    out = ok.stdout.split(f'found ({store}):')
+    assert len(out) == 2 and '| face_psnr | +0.2500 [' in out[0]  # all faces first
+    found, fallback = out[1].split(f'fallback ({store}):')
+    assert '| face_psnr | +0.0000 [+0.0000, +0.0000] | 0 | 0% | 3 |' in found
+    assert '| face_psnr | +1.0000 [+1.0000, +1.0000] | 1 | 100% | 1 |' in fallback
+    d = json.load(open(tmp_path / 'd.json'))
+    assert d['by_fallback']['store'] == store and d['by_fallback']['fallback']['face_psnr']['n'] == 1
+    missing = subprocess.run([sys.executable, script, '--a', a, 'Row', '--b', b, 'Row', '--by-fallback',
+                              str(tmp_path / 'none.lmdb')], capture_output=True, text=True, env=env)
+    assert missing.returncode == 1 and 'Traceback' not in missing.stderr
+    assert missing.stderr.startswith('pair_reports: error: store not found: ')
