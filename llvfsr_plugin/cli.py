@@ -5,10 +5,13 @@
     torchrun --nproc_per_node=2 -m llvfsr_plugin train -opt ... --launcher pytorch
 """
 import argparse
+import contextlib
 import importlib
 import os
 import sys
 from importlib.metadata import entry_points
+
+import yaml
 
 import llvfsr_plugin  # noqa: F401  (first: applies the compat repairs before anything imports basicsr)
 from basicsr.test import test_pipeline
@@ -94,8 +97,29 @@ def _main(argv):
     training.install()
     check_options(rest[rest.index('-opt') + 1])
     sys.argv = [f'basicsr {cmd}'] + rest  # BasicSR's parse_options reads sys.argv
-    (train_pipeline if cmd == 'train' else test_pipeline)(os.getcwd())
+    rank = int(os.environ.get('RANK', os.environ.get('SLURM_PROCID', 0)))  # rank 0 alone writes the experiment
+    with (training.experiment_lock(os.getcwd(), experiment_name(rest)) if cmd == 'train' and rank == 0
+          else contextlib.nullcontext()):
+        (train_pipeline if cmd == 'train' else test_pipeline)(os.getcwd())
     return 0
+
+
+def experiment_name(argv):
+    """The experiment name BasicSR's parse_options gives a run: the option file's `name`, after `--force_yml
+    name=...`, with `debug_` in front under --debug (basicsr/utils/options.py).
+
+    Args:
+        argv (list[str]): the train command's arguments (after `train`), holding `-opt PATH`.
+    """
+    with open(argv[argv.index('-opt') + 1], encoding='utf-8') as f:
+        name = str((yaml.safe_load(f) or {}).get('name'))
+    if '--force_yml' in argv:
+        for entry in argv[argv.index('--force_yml') + 1:]:
+            if entry.startswith('--'):
+                break
+            key, _, value = entry.partition('=')
+            name = value.strip() if key.strip() == 'name' else name
+    return name if '--debug' not in argv or name.startswith('debug') else 'debug_' + name
 
 
 def command(prog, func, argv=None):

@@ -37,6 +37,10 @@ class PrepBusy(UserError, RuntimeError):
     """Another prep process holds the dataset root's lock."""
 
 
+class TrainBusy(UserError, RuntimeError):
+    """Another `basicsr train` process is training the same experiment."""
+
+
 class BadImage(UserError, ValueError):
     """An input image that prep or inference refuses; the message names the file, the problem and the fix."""
 

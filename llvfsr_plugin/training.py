@@ -8,6 +8,9 @@
   a resumed run is bit-exact; with workers, batches are exact but their augmentation RNG restarts.
 - **Text collate**: BasicSR's `build_dataloader` cannot take a `collate_fn`; a dataset that defines one
   (PriorPairedDataset pads text tokens to the batch) gets it.
+- **One training per experiment** (`experiment_lock`): two `basicsr train` runs of one experiment name in one
+  directory write the same checkpoints and logs (and without --auto_resume the second moves the first's
+  folder aside while it trains); the second now stops at once, naming the first's pid.
 - **Spawn-safe workers**: under the spawn start method (`init_dist` sets it) a worker unpickles the dataset
   first, and unpickling one of BasicSR's own datasets imports basicsr before the compat repair; workers
   receive the dataset inside `SpawnSafeDataset`, whose unpickling imports this package first.
@@ -28,7 +31,9 @@ import basicsr.test as btest
 import basicsr.train as btrain
 from basicsr.models.base_model import BaseModel
 from basicsr.utils.dist_util import master_only
+from llvfsr_plugin.errors import TrainBusy
 from llvfsr_plugin.utils.checkpoint import CONFIG_KEY
+from llvfsr_plugin.utils.files import pid_lock
 
 _INSTALLED = set()
 _TRAIN = {}  # the train loader and its resumable sampler, set by the CLI's dataloader builder
@@ -189,6 +194,24 @@ def _install_checkpoints():
         restore_position(resume_state)
 
     BaseModel.resume_training = resume_training
+
+
+def experiment_lock(root, name):
+    """A context manager held while experiment `name` trains under `root` (lock file
+    `<root>/experiments/.<name>.lock`); raises TrainBusy at once if another process holds it.
+
+    Args:
+        root (str): BasicSR's root path (the `basicsr` CLI: the current directory).
+        name (str): the experiment name as BasicSR uses it (`debug_` included).
+    """
+    folder = os.path.join(root, 'experiments')
+    os.makedirs(folder, exist_ok=True)
+
+    def busy(holder):
+        raise TrainBusy(f'{os.path.join(folder, name)} is being trained by another process (pid {holder}); two '
+                        f'trainings of one experiment overwrite each other\'s checkpoints: wait for it to end (or '
+                        f'stop it) and rerun with --auto_resume, or give this run another `name`') from None
+    return pid_lock(os.path.join(folder, f'.{name}.lock'), busy)
 
 
 def install():

