@@ -16,7 +16,8 @@
   receive the dataset inside `SpawnSafeDataset`, whose unpickling imports this package first.
 
 Where they apply: LLVFSRModel inherits `CrashSafeCheckpoints`; the `basicsr` CLI calls `install()`, which
-adds all of them to BasicSR's pipeline for every model it trains (baselines included). `import llvfsr_plugin`
+adds the others to BasicSR's pipeline for every model it trains (baselines included), and holds
+`experiment_lock` while it trains. `import llvfsr_plugin`
 alone changes none of BasicSR's models. In your own training script, call `llvfsr_plugin.training.install()`
 once, or pass `PriorPairedDataset.collate_fn` to your DataLoader.
 """
