@@ -9,16 +9,16 @@ absolute coordinate error in px of 256, against that of one fixed landmark set, 
 (what a face template gives every face).
 
     PYTHONPATH=. python benchmarks/results/quality_x16_tail_2026-12-01/facemesh_padding/probe.py \
-        <out of quality_experiment.py --scale 16>/data/val
+        <out of quality_experiment.py --scale 16>/data
 """
 import sys
 
 import cv2
-import mediapipe as mp
 import numpy as np
 
 from llvfsr_plugin.prep.images import decode_png
-from llvfsr_plugin.priors.extractors.map_extractors import upsample_rgb
+from llvfsr_plugin.prep.layout import hr_path, lr_path
+from llvfsr_plugin.priors.extractors.map_extractors import FaceMeshRunner
 from llvfsr_plugin.priors.store import Store
 
 
@@ -33,12 +33,12 @@ def landmarks(mesh, img, frac):
     return (np.array([(q.x, q.y) for q in res.multi_face_landmarks[0].landmark]) * (h + 2 * p) - p) / h
 
 
-def main(val):
-    lr_st, hr_st = Store(f'{val}/lr_x16.lmdb'), Store(f'{val}/hr.lmdb')
+def main(root):
+    lr_st, hr_st = Store(lr_path(root, 'val', 16)), Store(hr_path(root, 'val'))
     keys = lr_st.keys()
-    mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                           min_detection_confidence=0.3)  # the extractor's settings
-    lr = {k: upsample_rgb(decode_png(lr_st.get_bytes(k)), 256) for k in keys}
+    runner = FaceMeshRunner.get(upsample_to=256)  # the extractor's FaceMesh and upsampling
+    mesh = runner.mesh
+    lr = {k: runner.upsample(decode_png(lr_st.get_bytes(k))) for k in keys}
     ref = {k: landmarks(mesh, decode_png(hr_st.get_bytes(k)), 0.0) for k in keys}
     print(f'HR faces read: {sum(r is not None for r in ref.values())}/{len(keys)}')
     today = {k: landmarks(mesh, lr[k], 0.0) is not None for k in keys}
