@@ -44,6 +44,28 @@ def average(paths, param_key='params'):
     return dict(states[-1], **{param_key if param_key in states[-1] else 'params': mean})
 
 
+def window_paths(models, first, last, every):
+    """The checkpoints `models`/net_g_<i>.pth for i = first, first + every, .., last; refused in one line when one
+    is missing.
+
+    Args:
+        models (str): a run's models folder.
+        first (int): the window's first iteration.
+        last (int): its last iteration.
+        every (int): the step between checkpoints (the run's save_checkpoint_freq or a multiple of it).
+    Returns:
+        list[str]: the paths, oldest first.
+    """
+    if last < first:
+        raise UserError(f'the window of checkpoints ends at {last}, before it starts at {first}')
+    paths = [os.path.join(models, f'net_g_{i}.pth') for i in range(first, last + 1, every)]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise UserError(f'{len(missing)} of the {len(paths)} checkpoints are not there (e.g. {missing[0]}); the run '
+                        f'saves one every save_checkpoint_freq iterations: choose a window and a step that match them')
+    return paths
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--models', required=True, help="a run's models folder (net_g_<iter>.pth)")
@@ -53,13 +75,7 @@ def main(argv=None):
     ap.add_argument('--param-key', default='params')
     ap.add_argument('--out', required=True)
     args = ap.parse_args(argv)
-    if args.last < args.first:
-        raise UserError(f'--last {args.last} is before --first {args.first}')
-    paths = [os.path.join(args.models, f'net_g_{i}.pth') for i in range(args.first, args.last + 1, args.every)]
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-        raise UserError(f'{len(missing)} of the {len(paths)} checkpoints are not there (e.g. {missing[0]}); the run '
-                        f'saves every save_checkpoint_freq iterations: choose --every and the window to match')
+    paths = window_paths(args.models, args.first, args.last, args.every)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     torch.save(average(paths, args.param_key), args.out)
     print(f'{args.out}: mean of {len(paths)} checkpoints, iterations {args.first}..{args.last} every {args.every}')

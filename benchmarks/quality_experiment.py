@@ -30,6 +30,11 @@ another face's priors (what the output owes to the priors' content rather than t
 train minutes in timing.json: wall minutes, which a busy machine inflates, and CPU minutes of the training
 process, which it does not (both summed over a continued run; per-step cost on an idle machine comes from
 bench_speed.py).
+With --average-last K every row is tested, reported and summarized with its weights averaged over its last K
+checkpoints (one every 100 iterations; benchmarks/average_checkpoints.py): at a constant learning rate one
+checkpoint is one point of a walk that moved the x16 pair by up to 0.05 dB between checkpoints 200 iterations
+apart. Those outputs carry the suffix _avg<K> (results/<run>_avg<K>, report_avg<K>[_s<seed>],
+summary_avg<K>.md); the last checkpoint's stay as they are.
 Under one seed a prior row starts from its Model 1's weights (the prior modules have a random stream of their
 own), so each seed's difference measures the priors, not two initialisations. Row llvfsr_sft_sr draws its maps
 from the same seed's Model 1 output (a first SR pass, `first_pass` of the FaceMesh extractors; Model 1 is then
@@ -53,7 +58,12 @@ import subprocess
 import sys
 import time
 
+import torch
+from average_checkpoints import average, window_paths
+
 from llvfsr_plugin import options as O
+from llvfsr_plugin.cli import int_at_least
+from llvfsr_plugin.errors import UserError
 from llvfsr_plugin.prep.layout import hr_path, lr_path, prior_path, splits_json
 from llvfsr_plugin.prep.pipeline import extract_priors, make_image_lmdbs, root_lock
 from llvfsr_plugin.priors.cli_args import PRIOR_SIZE, default_extractors
@@ -64,6 +74,7 @@ from llvfsr_plugin.report import read_per_image
 from llvfsr_plugin.utils.stats import fmt_interval, paired_bootstrap, seed_interval
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHECKPOINT_FREQ = 100  # every run saves its weights this often: a stopped run resumes, a window can be averaged
 
 
 def net(priors, fusion='lvpfb', **kw):
@@ -244,6 +255,9 @@ def main(argv=None):
     ap.add_argument('--sensitivity', action='store_true',
                     help='also test every prior row with its own, another face\'s and blank priors '
                     '(benchmarks/prior_sensitivity.py): what the output owes to the priors\' content')
+    ap.add_argument('--average-last', type=int_at_least(1), default=1, metavar='K',
+                    help='test, report and summarize every row with its weights averaged over its last K checkpoints '
+                    '(one every 100 iterations; 1: the last checkpoint alone); outputs named *_avg<K>')
     ap.add_argument('--quick', action='store_true')
     args = ap.parse_args(argv)
     if args.quick:
@@ -259,7 +273,8 @@ def main(argv=None):
     for seed in args.seeds:
         run_seed(args, root, args.scale, seed)
         json.dump(collect_timing(args.out, timing), open(timing_path, 'w'), indent=1)
-    summarize(args.out, sorted({int(k.rsplit('_s', 1)[1]) for k in timing if '_s' in k}))
+    summarize(args.out, sorted({int(k.rsplit('_s', 1)[1]) for k in timing if '_s' in k}),
+              weights_tag(args.average_last))
 
 
 def collect_timing(out, timing):
@@ -297,7 +312,7 @@ def run_seed(args, root, scale, seed):
                  for split in ('train', 'val')}
         name = run_name(row, seed)
         train = O.train_opt(name, {'train': dsets['train']}, net_g, iters, model_type, scale, seed=seed,
-                            checkpoint_freq=100)  # a stopped run resumes (--auto_resume below)
+                            checkpoint_freq=CHECKPOINT_FREQ)  # a stopped run resumes (--auto_resume below)
         if extra.get('loss_scale'):
             train = rescale_loss(train, extra['loss_scale'])
         test = O.test_opt(train, {'test_1': dsets['val']}, metrics={'psnr': O.PSNR})
@@ -310,12 +325,16 @@ def run_seed(args, root, scale, seed):
             run = train_and_test(args.out, name, run, env, label=label, row=row, iters=iters, batch=batch,
                                  seed=seed, threads=args.threads)
             json.dump(run, open(row_json, 'w'))
-        sens = os.path.join(args.out, f'{name}_sensitivity.json')
+            stale(os.path.join(args.out, f'{name}_sensitivity.json'))  # measured the weights of fewer iterations
+        if args.average_last > 1:  # the test run the report reads: the last checkpoint's or the averaged weights'
+            test = evaluate_averaged(args.out, name, test, iters, args.average_last, env)
+        tested = test['name']
+        sens = os.path.join(args.out, f'{tested}_sensitivity.json')
         if args.sensitivity and priors and net_g.get('type') == 'LLVFSRArch' and not os.path.isfile(sens):
             subprocess.run([sys.executable, os.path.join(HERE, 'benchmarks', 'prior_sensitivity.py'), '-opt',
-                            f'{name}_test.yml', '--ckpt', f'experiments/{name}/models/net_g_latest.pth', '--json',
-                            sens], cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
-        methods += ['--method', f"{label}={args.out}/results/{name}/visualization/q_val"]
+                            f'{tested}_test.yml', '--ckpt', test['path']['pretrain_network_g'], '--json', sens],
+                           cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
+        methods += ['--method', f"{label}={args.out}/results/{tested}/visualization/q_val"]
         cpu = '' if run.get('cpu_minutes') is None else f', {run["cpu_minutes"]:.1f} CPU min'
         print(f'[quality] seed {seed} {label}: {run["train_minutes"]:.1f} wall min{cpu} for {iters} iterations',
               flush=True)
@@ -323,7 +342,57 @@ def run_seed(args, root, scale, seed):
     metrics = ['--metrics', *args.report_metrics] if args.report_metrics else []
     subprocess.run([sys.executable, '-m', 'llvfsr_plugin.report', '--hr', hr_path(root, 'val'), '--lr',
                     lr_path(root, 'val', scale), '--scale', str(scale), *methods, *reference, *metrics, '--out',
-                    report_dir(args.out, seed)], check=True)
+                    report_dir(args.out, seed, weights_tag(args.average_last))], check=True)
+
+
+def weights_tag(k):
+    """The suffix of the test runs, reports and summary of weights averaged over the last `k` checkpoints ('' for
+    the last checkpoint alone)."""
+    return f'_avg{k}' if k > 1 else ''
+
+
+def stale(path):
+    """Remove a result measured on weights that have since changed (it is measured again)."""
+    if os.path.isfile(path):
+        os.remove(path)
+
+
+def evaluate_averaged(out, name, test, iters, k, env):
+    """Test run `name` with its weights averaged over its last `k` checkpoints (iterations iters - 100 (k - 1) ..
+    iters, benchmarks/average_checkpoints.py) as test run <name>_avg<k>: the averaged checkpoint in the run's
+    models folder (net_g_avg_<first>_<last>.pth), its option file <name>_avg<k>_test.yml, images in
+    results/<name>_avg<k>; <name>_avg<k>.json records the window once the test has passed, and a window already
+    tested is not tested again.
+
+    Args:
+        out (str): the experiment's out directory.
+        name (str): the trained run (run_name).
+        test (dict): the run's `basicsr test` option dict (its last checkpoint's).
+        iters (int): the run's iterations (the window's last checkpoint).
+        k (int): how many checkpoints to average (2 or more).
+        env (dict): the test process's environment.
+    Returns:
+        dict: the averaged weights' `basicsr test` option dict (name <name>_avg<k>).
+    """
+    window = {'first': iters - CHECKPOINT_FREQ * (k - 1), 'last': iters, 'every': CHECKPOINT_FREQ, 'checkpoints': k}
+    models = os.path.join('experiments', name, 'models')
+    ckpt = os.path.join(models, f"net_g_avg_{window['first']}_{iters}.pth")
+    tested = dict(test, name=name + weights_tag(k), path=dict(test['path'], pretrain_network_g=ckpt))
+    record = os.path.join(out, f"{tested['name']}.json")
+    if os.path.isfile(record) and json.load(open(record)) == window:
+        return tested
+    stale(record)
+    stale(os.path.join(out, f"{tested['name']}_sensitivity.json"))
+    try:
+        paths = window_paths(os.path.join(out, models), window['first'], iters, CHECKPOINT_FREQ)
+    except UserError as e:
+        sys.exit(f'[quality] --average-last {k}, run {name}: {e}')
+    torch.save(average(paths), os.path.join(out, ckpt))
+    O.dump_yaml(os.path.join(out, f"{tested['name']}_test.yml"), tested)
+    subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'test', '-opt', f"{tested['name']}_test.yml"], cwd=out,
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    json.dump(window, open(record, 'w'))
+    return tested
 
 
 def rescale_loss(train, k):
@@ -391,14 +460,15 @@ def run_name(row, seed):
     return f'q_{row}' + (f'_s{seed}' if seed else '')
 
 
-def report_dir(out, seed):
-    return f'{out}/report' + (f'_s{seed}' if seed else '')
+def report_dir(out, seed, tag=''):
+    """A seed's report folder; `tag`: weights_tag of the weights its rows were tested with."""
+    return f'{out}/report{tag}' + (f'_s{seed}' if seed else '')
 
 
-def per_face(out, seed):
+def per_face(out, seed, tag=''):
     """{method label: {metric: [per-face scores]}} of a seed's report (faces in the report's order)."""
     scores = {}
-    for method, faces in read_per_image(os.path.join(report_dir(out, seed), 'per_image.csv')).items():
+    for method, faces in read_per_image(os.path.join(report_dir(out, seed, tag), 'per_image.csv')).items():
         for face in faces.values():
             for m, v in face.items():
                 scores.setdefault(method, {}).setdefault(m, []).append(v)
@@ -408,17 +478,18 @@ def per_face(out, seed):
 SUMMARY_METRICS = ('psnr', 'face_psnr', 'ssim', 'lpips', 'id_dist')
 
 
-def summarize(out, seeds):
+def summarize(out, seeds, tag=''):
     """summary.json / summary.md: per seed, every prior row minus Model 1 of its geometry (its `reference`,
     default 'model1'), every row minus today's Model 1, every prior row minus today's default (llvfsr_lr) and
     minus the row it varies (its `compare`), per face with 95 % bootstrap intervals; only pairs whose rows both
-    have a report in that seed."""
+    have a report in that seed. `tag` (weights_tag): the reports and summary of averaged weights
+    (summary_avg<K>.md from report_avg<K>[_s<seed>])."""
     result, lines = {}, ['| seed | row | minus | ' + ' | '.join(f'{m} (95 % CI)' for m in SUMMARY_METRICS) + ' |',
                          '|' + '---|' * (3 + len(SUMMARY_METRICS))]
     for seed in seeds:
-        if not os.path.isfile(os.path.join(report_dir(out, seed), 'per_image.csv')):
+        if not os.path.isfile(os.path.join(report_dir(out, seed, tag), 'per_image.csv')):
             continue
-        scores = per_face(out, seed)
+        scores = per_face(out, seed, tag)
         for row in ROWS:
             a = scores.get(ROWS[row][0])
             if a is None:
@@ -436,19 +507,19 @@ def summarize(out, seeds):
                 lines.append(f'| {seed} | {row} | {ref} | ' + ' | '.join(
                     fmt_interval(d[m]) if m in d else 'n/a'
                     for m in SUMMARY_METRICS) + ' |')
-    over, use = over_seeds(result), prior_use(out, seeds)
+    over, use = over_seeds(result), prior_use(out, seeds, tag)
     if over:
-        plot_seeds(result, over, os.path.join(out, 'seeds.png'))
+        plot_seeds(result, over, os.path.join(out, f'seeds{tag}.png'))
     json.dump(dict(result, **({'over_seeds': over} if over else {}), **({'prior_use': use} if use else {})),
-              open(os.path.join(out, 'summary.json'), 'w'), indent=1)
-    with open(os.path.join(out, 'summary.md'), 'w') as f:
+              open(os.path.join(out, f'summary{tag}.json'), 'w'), indent=1)
+    with open(os.path.join(out, f'summary{tag}.md'), 'w') as f:
         f.write('Paired per-face differences (row minus reference), mean [95 % bootstrap interval over faces].\n\n'
                 + '\n'.join(lines) + '\n')
         floor = rerun_floor_md(result)
         if floor:
             f.write('\n' + floor + '\n')
         if over:
-            f.write('\n' + over_seeds_md(over) + '\n\n![per seed](seeds.png)\n')
+            f.write('\n' + over_seeds_md(over) + f'\n\n![per seed](seeds{tag}.png)\n')
         if use:
             f.write('\n' + prior_use_md(use) + '\n')
     print('\n'.join(lines))
@@ -501,13 +572,13 @@ def plot_seeds(result, over, path):
 USE_CONDITIONS = ('blank priors', "another face's priors")
 
 
-def prior_use(out, seeds):
+def prior_use(out, seeds, tag=''):
     """{seed: {row: {condition: own priors minus it (PSNR, per face, 95 % CI)}}} from the rows'
-    <name>_sensitivity.json (--sensitivity)."""
+    <name><tag>_sensitivity.json (--sensitivity; `tag`: weights_tag)."""
     use = {}
     for seed in seeds:
         for row in ROWS:
-            path = os.path.join(out, f'{run_name(row, seed)}_sensitivity.json')
+            path = os.path.join(out, f'{run_name(row, seed)}{tag}_sensitivity.json')
             if os.path.isfile(path):
                 d = json.load(open(path)).get('own_minus', {})
                 use.setdefault(str(seed), {})[row] = {c: d[c] for c in USE_CONDITIONS if c in d}

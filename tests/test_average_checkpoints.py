@@ -45,5 +45,5 @@ def test_cli_writes_a_loadable_checkpoint_and_names_a_missing_one(tmp_path):
                           '--out', str(out)], capture_output=True, text=True, env=env)
     assert bad.returncode == 1 and 'Traceback' not in bad.stderr
     assert bad.stderr.strip() == (f'average_checkpoints: error: 1 of the 4 checkpoints are not there (e.g. '
-                                  f'{tmp_path}/net_g_400.pth); the run saves every save_checkpoint_freq '
-                                  'iterations: choose --every and the window to match')
+                                  f'{tmp_path}/net_g_400.pth); the run saves one every save_checkpoint_freq '
+                                  'iterations: choose a window and a step that match them')

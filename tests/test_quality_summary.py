@@ -257,7 +257,7 @@ def test_run_seed_writes_each_rows_own_options(tmp_path, tiny_root, monkeypatch)
     monkeypatch.setattr(quality_experiment.subprocess, 'run', lambda *a, **kw: None)
     args = argparse.Namespace(rows=['model1', 'model1_null', 'llvfsr_tail_light'], iters=100, batch=4, prior_size=128,
                               out=str(tmp_path), hr_size=128, gt_size=64, threads=1, sensitivity=False,
-                              report_metrics=['psnr'])
+                              report_metrics=['psnr'], average_last=1)
     quality_experiment.run_seed(args, tiny_root, 8, seed=1)
     assert trained == ['q_model1_s1', 'q_model1_null_s1', 'q_llvfsr_tail_light_s1']
     opt = {row: yaml.safe_load(open(tmp_path / f'q_{row}_s1_train.yml')) for row in args.rows}
@@ -267,3 +267,60 @@ def test_run_seed_writes_each_rows_own_options(tmp_path, tiny_root, monkeypatch)
     assert opt['model1_null']['network_g'] == opt['model1']['network_g'] and opt['model1_null']['manual_seed'] == 1
     net_g = opt['llvfsr_tail_light']['network_g']
     assert (net_g['prior_tail'], net_g['prior_tail_dim'], net_g['scale']) == (True, 8, 8)
+
+
+def test_average_last_tests_reports_and_summarizes_the_averaged_weights(tmp_path, tiny_root, monkeypatch):
+    # --average-last 2 at 300 iterations: the run's checkpoints 200 and 300 averaged into its models folder, tested
+    # as run q_model1_s1_avg2 and reported from its images into report_avg2_s1; a window already tested is not
+    # tested again, a window the run has no checkpoints for stops in one line. Training and the test and report
+    # processes are stubbed (their commands recorded).
+    import argparse
+
+    import quality_experiment
+    import torch
+    import yaml
+    calls = []
+    monkeypatch.setattr(quality_experiment, 'train_and_test',
+                        lambda out, name, record, env, **fields: dict(fields, train_minutes=0.0, cpu_minutes=0.0))
+    monkeypatch.setattr(quality_experiment.subprocess, 'run', lambda cmd, **kw: calls.append(cmd[3:]))
+    models = tmp_path / 'experiments' / 'q_model1_s1' / 'models'
+    models.mkdir(parents=True)
+    for it in (100, 200, 300):
+        torch.save({'params': {'w': torch.full((2,), float(it))}}, models / f'net_g_{it}.pth')
+    args = argparse.Namespace(rows=['model1'], iters=300, batch=4, prior_size=128, out=str(tmp_path), hr_size=128,
+                              gt_size=64, threads=1, sensitivity=False, report_metrics=['psnr'], average_last=2)
+    (tmp_path / 'q_model1_s1_sensitivity.json').write_text('{}')  # of weights the training below changes
+    quality_experiment.run_seed(args, tiny_root, 8, seed=1)
+    assert not (tmp_path / 'q_model1_s1_sensitivity.json').exists()
+    ckpt = 'experiments/q_model1_s1/models/net_g_avg_200_300.pth'
+    assert torch.equal(torch.load(tmp_path / ckpt, weights_only=True)['params']['w'], torch.full((2,), 250.0))
+    opt = yaml.safe_load(open(tmp_path / 'q_model1_s1_avg2_test.yml'))
+    last = yaml.safe_load(open(tmp_path / 'q_model1_s1_test.yml'))
+    assert (opt['name'], opt['path']['pretrain_network_g']) == ('q_model1_s1_avg2', ckpt)
+    assert {k: v for k, v in opt.items() if k not in ('name', 'path')} == {
+        k: v for k, v in last.items() if k not in ('name', 'path')}  # the same network, data and metrics
+    assert calls[0] == ['test', '-opt', 'q_model1_s1_avg2_test.yml']
+    report = calls[1]
+    assert report[report.index('--method') + 1].endswith('/results/q_model1_s1_avg2/visualization/q_val')
+    assert report[report.index('--out') + 1] == f'{tmp_path}/report_avg2_s1'
+    assert json.load(open(tmp_path / 'q_model1_s1_avg2.json')) == {'first': 200, 'last': 300, 'every': 100,
+                                                                    'checkpoints': 2}
+    calls.clear()
+    quality_experiment.run_seed(args, tiny_root, 8, seed=1)  # the window was tested: only the report again
+    assert [c[0] for c in calls] == ['--hr']
+    args.average_last = 4  # 0..300: no checkpoint 0
+    with pytest.raises(SystemExit, match=r'\[quality\] --average-last 4, run q_model1_s1: 1 of the 4 checkpoints are '
+                       r'not there \(e.g. .*net_g_0.pth\)'):
+        quality_experiment.run_seed(args, tiny_root, 8, seed=1)
+    # the averaged reports get a summary of their own; the last checkpoint's is not touched
+    import csv
+    (tmp_path / 'report_avg2_s1').mkdir()
+    with open(tmp_path / 'report_avg2_s1' / 'per_image.csv', 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(['key', 'method', 'psnr'])
+        for k in range(10):
+            w.writerows([[k, ROWS['model1'][0], 25.0 + 0.1 * k], [k, ROWS['llvfsr_sft'][0], 25.2 + 0.1 * k]])
+    summarize(str(tmp_path), [1], quality_experiment.weights_tag(2))
+    assert json.load(open(tmp_path / 'summary_avg2.json'))['1']['llvfsr_sft']['model1']['psnr']['mean'] == \
+        pytest.approx(0.2)
+    assert not (tmp_path / 'summary.json').exists()
