@@ -38,9 +38,9 @@ summary_avg<K>.md); the last checkpoint's stay as they are.
 Under one seed a prior row starts from its Model 1's weights (the prior modules have a random stream of their
 own), so each seed's difference measures the priors, not two initialisations. Row llvfsr_sft_sr draws its maps
 from the same seed's Model 1 output (a first SR pass, `first_pass` of the FaceMesh extractors; Model 1 is then
-trained on the same train faces whose maps it draws) rather than from the bicubic LR face; row llvfsr_sft_mean
-gets the mean face's maps for every face (does the network owe its gain to a face template?), row
-llvfsr_sft_shuffled another face's LR maps in training and validation (to what these maps say about this face?).
+trained on the same train faces whose maps it draws) rather than from the bicubic LR face (llvfsr_tail_light_sr:
+the same maps for the light prior tail); row llvfsr_sft_mean gets the mean face's maps for every face (does the
+network owe its gain to a face template?), row llvfsr_sft_shuffled another face's LR maps in training and validation (to what these maps say about this face?).
 Row model1_null is Model 1 trained again in other floating-point rounding (rescale_loss: the same run in exact
 arithmetic): model1_null - model1 is each seed's rerun floor, printed under the summary, below which the
 difference between two rows of one seed is what rerunning either would move it.
@@ -104,6 +104,9 @@ ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: ite
     'llvfsr_tail_light': ('LLV-FSR, LR priors, SFT prior tail, C/4 map features',
                           net(MD, prior_tail=True, prior_tail_dim=8, spatial='sft'), MD, 'LLVFSRModel',
                           {'compare': 'llvfsr_tail'}),
+    'llvfsr_tail_light_sr': ('LLV-FSR, first-pass priors, SFT prior tail, C/4 map features',
+                             net(MD, prior_tail=True, prior_tail_dim=8, spatial='sft'), MD, 'LLVFSRModel',
+                             {'first_pass': 'model1', 'compare': 'llvfsr_tail_light'}),
     'hg_model1': ('Model 1, hourglass', net([], **HOURGLASS), [], 'LLVFSRModel'),
     'llvfsr_hg': ('LLV-FSR, LR priors, hourglass', net(MD, **HOURGLASS), MD, 'LLVFSRModel',
                   {'reference': 'hg_model1'}),

@@ -8,8 +8,12 @@ compares their 478 landmarks (mapped back to the unpadded 256 px frame) with Fac
 absolute coordinate error in px of 256, against that of one fixed landmark set, the mean of the HR landmarks
 (what a face template gives every face).
 
+With a second argument, a Model 1 checkpoint, FaceMesh reads that network's SR output instead of the bicubic
+face (the extractors' `first_pass`, row llvfsr_sft_sr): would maps drawn from a first SR pass say more than a
+template at x16? The groups stay those of the bicubic face without border ("today").
+
     PYTHONPATH=. python benchmarks/results/quality_x16_tail_2026-12-01/facemesh_padding/probe.py \
-        <out of quality_experiment.py --scale 16>/data
+        <out of quality_experiment.py --scale 16>/data [<out>/experiments/q_model1/models/net_g_7200.pth]
 """
 import sys
 
@@ -33,7 +37,7 @@ def landmarks(mesh, img, frac):
     return (np.array([(q.x, q.y) for q in res.multi_face_landmarks[0].landmark]) * (h + 2 * p) - p) / h
 
 
-def main(root):
+def main(root, first_pass=None):
     lr_st, hr_st = Store(lr_path(root, 'val', 16)), Store(hr_path(root, 'val'))
     keys = lr_st.keys()
     runner = FaceMeshRunner.get(upsample_to=256)  # the extractor's FaceMesh and upsampling
@@ -42,6 +46,10 @@ def main(root):
     ref = {k: landmarks(mesh, decode_png(hr_st.get_bytes(k)), 0.0) for k in keys}
     print(f'HR faces read: {sum(r is not None for r in ref.values())}/{len(keys)}')
     today = {k: landmarks(mesh, lr[k], 0.0) is not None for k in keys}
+    if first_pass:  # the image FaceMesh reads: the first pass's SR face (the extractor's FirstPass)
+        sr = FaceMeshRunner.get(upsample_to=256, first_pass=first_pass)
+        lr = {k: sr.upsample(decode_png(lr_st.get_bytes(k))) for k in keys}
+        print(f'FaceMesh on the SR output of {first_pass}')
     for frac in (0.0, 0.25, 0.5):
         got = {k: landmarks(mesh, lr[k], frac) for k in keys}
         for group, ks in (('found today', [k for k in keys if today[k]]),
@@ -59,4 +67,4 @@ def main(root):
 
 
 if __name__ == '__main__':
-    main(sys.argv[1])
+    main(*sys.argv[1:3])
