@@ -40,7 +40,8 @@ own), so each seed's difference measures the priors, not two initialisations. Ro
 from the same seed's Model 1 output (a first SR pass, `first_pass` of the FaceMesh extractors; Model 1 is then
 trained on the same train faces whose maps it draws) rather than from the bicubic LR face (llvfsr_tail_light_sr:
 the same maps for the light prior tail); row llvfsr_sft_mean gets the mean face's maps for every face (does the
-network owe its gain to a face template?), row llvfsr_sft_shuffled another face's LR maps in training and validation (to what these maps say about this face?).
+network owe its gain to a face template?), row llvfsr_sft_shuffled another face's LR maps in training and
+validation (to what these maps say about this face?).
 Row model1_null is Model 1 trained again in other floating-point rounding (rescale_loss: the same run in exact
 arithmetic): model1_null - model1 is each seed's rerun floor, printed under the summary, below which the
 difference between two rows of one seed is what rerunning either would move it.
