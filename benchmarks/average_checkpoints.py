@@ -5,7 +5,7 @@ At a constant learning rate a single checkpoint is one point of a noisy walk: in
 difference of two rows moved by up to 0.05 dB PSNR and 0.14 dB face PSNR between checkpoints 200 iterations
 apart (benchmarks/results/quality_x16_tail_2026-12-01, "7,200 iterations"). Evaluating every row with its
 weights averaged over the same window takes that walk out of the comparison (each row still has its own
-training run).
+training run); `quality_experiment.py --average-last K` does so for every row of an experiment.
 
     python benchmarks/average_checkpoints.py --models runs/x16/experiments/q_model1_s2/models \
         --first 6300 --last 7200 --every 100 --out avg/net_g_latest.pth
