@@ -22,7 +22,7 @@ import numpy as np
 
 from llvfsr_plugin.prep.images import decode_png
 from llvfsr_plugin.prep.layout import hr_path, lr_path
-from llvfsr_plugin.priors.extractors.map_extractors import FaceMeshRunner
+from llvfsr_plugin.priors.extractors.map_extractors import FaceMeshRunner, FirstPass, source_face
 from llvfsr_plugin.priors.store import Store
 
 
@@ -42,13 +42,14 @@ def main(root, first_pass=None):
     keys = lr_st.keys()
     runner = FaceMeshRunner.get(upsample_to=256)  # the extractor's FaceMesh and upsampling
     mesh = runner.mesh
-    lr = {k: runner.upsample(decode_png(lr_st.get_bytes(k))) for k in keys}
+    faces = {k: decode_png(lr_st.get_bytes(k)) for k in keys}
+    lr = {k: runner.upsample(face) for k, face in faces.items()}
     ref = {k: landmarks(mesh, decode_png(hr_st.get_bytes(k)), 0.0) for k in keys}
     print(f'HR faces read: {sum(r is not None for r in ref.values())}/{len(keys)}')
     today = {k: landmarks(mesh, lr[k], 0.0) is not None for k in keys}
-    if first_pass:  # the image FaceMesh reads: the first pass's SR face (the extractor's FirstPass)
-        sr = FaceMeshRunner.get(upsample_to=256, first_pass=first_pass)
-        lr = {k: sr.upsample(decode_png(lr_st.get_bytes(k))) for k in keys}
+    if first_pass:  # the image FaceMesh reads: the first pass's SR face, as the extractor makes it
+        sr = FirstPass.get(first_pass)
+        lr = {k: source_face(face, sr, runner.upsample_to) for k, face in faces.items()}
         print(f'FaceMesh on the SR output of {first_pass}')
     for frac in (0.0, 0.25, 0.5):
         got = {k: landmarks(mesh, lr[k], frac) for k in keys}
