@@ -91,6 +91,15 @@ def source_face(lr, first_pass, size):
     return upsample_rgb(face, size) if size else face
 
 
+def mesh_landmarks(mesh, img):
+    """FaceMesh `mesh` (a MediaPipe FaceMesh) on uint8 RGB `img` -> [478, 3] float (x, y in [0, 1] of `img`; z
+    relative, smaller = nearer), or None when it finds no face."""
+    res = mesh.process(np.ascontiguousarray(img))
+    if not res.multi_face_landmarks:
+        return None
+    return np.array([(p.x, p.y, p.z) for p in res.multi_face_landmarks[0].landmark], np.float64)
+
+
 class FaceMeshRunner:
     """MediaPipe FaceMesh (refined, 478 landmarks) on the upsampled LR face: bicubic, or with `first_pass` (a
     checkpoint path, `FirstPass`) a trained network's SR output, resized to `upsample_to`. One runner per
@@ -128,10 +137,7 @@ class FaceMeshRunner:
         return self._memo.get(lr, self._landmarks, key)
 
     def _landmarks(self, lr):
-        res = self.mesh.process(np.ascontiguousarray(self.upsample(lr)))
-        if not res.multi_face_landmarks:
-            return None
-        return np.array([(p.x, p.y, p.z) for p in res.multi_face_landmarks[0].landmark], np.float64)
+        return mesh_landmarks(self.mesh, self.upsample(lr))
 
     def meta(self):
         meta = {'model': f'mediapipe-{self.mp.__version__}-facemesh-refined', 'upsample_to': self.upsample_to}

@@ -22,7 +22,7 @@ import numpy as np
 
 from llvfsr_plugin.prep.images import decode_png
 from llvfsr_plugin.prep.layout import hr_path, lr_path
-from llvfsr_plugin.priors.extractors.map_extractors import FaceMeshRunner, FirstPass, source_face
+from llvfsr_plugin.priors.extractors.map_extractors import FaceMeshRunner, FirstPass, mesh_landmarks, source_face
 from llvfsr_plugin.priors.store import Store
 
 
@@ -31,10 +31,8 @@ def landmarks(mesh, img, frac):
     h = img.shape[0]
     p = int(round(h * frac))
     padded = cv2.copyMakeBorder(img, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0)) if p else img
-    res = mesh.process(np.ascontiguousarray(padded))
-    if not res.multi_face_landmarks:
-        return None
-    return (np.array([(q.x, q.y) for q in res.multi_face_landmarks[0].landmark]) * (h + 2 * p) - p) / h
+    lm = mesh_landmarks(mesh, padded)
+    return None if lm is None else (lm[:, :2] * (h + 2 * p) - p) / h
 
 
 def main(root, first_pass=None):
