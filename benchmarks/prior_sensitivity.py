@@ -56,8 +56,8 @@ class MapRedrawer:
         for p in ds.maps:
             meta = dict(ds.stores[p].meta)
             meta.pop('first_pass', None)
-            self.extractors[p] = build_extractor(p, meta['extractor'], **extractor_options(p, meta['extractor'],
-                                                                                             meta))
+            name = meta['extractor']
+            self.extractors[p] = build_extractor(p, name, **extractor_options(p, name, meta))
 
     def __call__(self, img_bgr, key='redraw'):
         rgb, out = np.ascontiguousarray(img_bgr[..., ::-1]), {}
