@@ -31,9 +31,9 @@ from basicsr.metrics import calculate_psnr
 from basicsr.utils import tensor2img
 from llvfsr_plugin.data.prior_paired_dataset import PriorPairedDataset
 from llvfsr_plugin.metrics.face_metric import calculate_face_psnr
-from llvfsr_plugin.priors.contract import PRIORS, batch_keys, collate, to_tensors
-from llvfsr_plugin.priors.extractors import Sample, build_extractor
-from llvfsr_plugin.restorer import extractor_options
+from llvfsr_plugin.priors.contract import PRIORS, batch_keys, collate
+from llvfsr_plugin.priors.extractors import build_extractor
+from llvfsr_plugin.restorer import extractor_options, map_tensors
 from llvfsr_plugin.utils.checkpoint import load_network_params
 from llvfsr_plugin.utils.stats import paired_bootstrap
 
@@ -60,15 +60,16 @@ class MapRedrawer:
             self.extractors[p] = build_extractor(p, name, **extractor_options(p, name, meta))
 
     def __call__(self, img_bgr, key='redraw'):
-        rgb, out = np.ascontiguousarray(img_bgr[..., ::-1]), {}
-        for p, ex in self.extractors.items():
-            (arrays, _), = ex.extract([Sample(key, rgb)])
-            out.update(to_tensors(p, arrays))
-        return out
+        return map_tensors(self.extractors, np.ascontiguousarray(img_bgr[..., ::-1]), key)[0]
 
 
 def ci_cell(d):
     return f"{d['mean']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}]" if d else ''
+
+
+def own_minus_others(per_face):
+    """{condition: per-face scores} -> {condition: own priors minus it, paired bootstrap} for the other conditions."""
+    return {c: paired_bootstrap(per_face['own priors'], v) for c, v in per_face.items() if c != 'own priors'}
 
 
 REDRAWN = ('maps redrawn from its own output', 'maps from the HR face (oracle)')
@@ -125,10 +126,9 @@ def main(argv=None):
                     scores[m][cond].append(fn(srs[cond], gt))
     psnr = scores['psnr']
     res = {c: sum(v) / len(v) for c, v in psnr.items()}
-    own_minus = {c: paired_bootstrap(psnr['own priors'], v) for c, v in psnr.items() if c != 'own priors'}
+    own_minus = own_minus_others(psnr)
     face = scores.get('face_psnr')
-    own_minus_face = {c: paired_bootstrap(face['own priors'], v) for c, v in face.items()
-                      if c != 'own priors'} if face else None
+    own_minus_face = own_minus_others(face) if face else None
     print(f'{n} faces, network priors {names}')
     print('| priors at test time | PSNR (dB) | own priors minus this (95 % CI) |' + (
         ' face PSNR (dB) | own priors minus this (95 % CI) |' if face else ''))

@@ -40,6 +40,18 @@ def extractor_options(prior, name, meta):
             if k in params and k not in ('self', 'encoder') and not str(v).startswith('sha256')}
 
 
+def map_tensors(extractors, rgb, key='face'):
+    """One image (uint8 RGB) through map extractors {prior: extractor} -> (the priors' tensors, no batch dimension;
+    {prior: fell back to a mean prior?})."""
+    out, fallback = {}, {}
+    sample = Sample(key, rgb)
+    for p, ex in extractors.items():
+        (arrays, meta), = ex.extract([sample])
+        fallback[p] = bool(meta.get('fallback'))
+        out.update(to_tensors(p, arrays))
+    return out, fallback
+
+
 def pick_device(device=None):
     if device in (None, 'auto'):
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -137,12 +149,7 @@ class LLVFSRRestorer:
     def prior_tensors(self, lr, text=None, key='face'):
         """The network's prior inputs for one LR face (uint8 RGB), no batch dimension. `text`: None, a string
         (every text prior) or {prior: string}. Returns (tensors, {prior: fell back to a mean prior?})."""
-        out, fallback = {}, {}
-        sample = Sample(key, lr)
-        for p, ex in self.extractors.items():
-            (arrays, meta), = ex.extract([sample])
-            fallback[p] = bool(meta.get('fallback'))
-            out.update(to_tensors(p, arrays))
+        out, fallback = map_tensors(self.extractors, lr, key)
         for p in self.text_priors:
             t = text.get(p) if isinstance(text, dict) else text
             if t:
