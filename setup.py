@@ -77,7 +77,7 @@ setup(
     license='Apache-2.0',
     packages=find_packages(include=['llvfsr_plugin', 'llvfsr_plugin.*']),
     include_package_data=True,
-    package_data={'llvfsr_plugin': ['priors/assets/*.npz']},
+    package_data={'llvfsr_plugin': ['priors/assets/*.npz', 'priors/assets/*.pth']},
     python_requires='>=3.9',
     install_requires=install_requires,
     extras_require=extras,

@@ -39,7 +39,9 @@ Under one seed a prior row starts from its Model 1's weights (the prior modules 
 own), so each seed's difference measures the priors, not two initialisations. Row llvfsr_sft_sr draws its maps
 from the same seed's Model 1 output (a first SR pass, `first_pass` of the FaceMesh extractors; Model 1 is then
 trained on the same train faces whose maps it draws) rather than from the bicubic LR face (llvfsr_tail_light_sr:
-the same maps for the light prior tail); row llvfsr_sft_mean gets the mean face's maps for every face (does the
+the same maps for the light prior tail); row llvfsr_tail_light_lm the light prior tail with maps painted from
+the landmarks LandmarkNet predicts from the LR face (the `landmark-net` extractors, trained on faces this experiment
+does not use: refused otherwise); row llvfsr_sft_mean gets the mean face's maps for every face (does the
 network owe its gain to a face template?), row llvfsr_sft_shuffled another face's LR maps in training and
 validation (to what these maps say about this face?).
 Row model1_null is Model 1 trained again in other floating-point rounding (rescale_loss: the same run in exact
@@ -108,6 +110,9 @@ ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: ite
     'llvfsr_tail_light_sr': ('LLV-FSR, first-pass priors, SFT prior tail, C/4 map features',
                              net(MD, prior_tail=True, prior_tail_dim=8, spatial='sft'), MD, 'LLVFSRModel',
                              {'first_pass': 'model1', 'compare': 'llvfsr_tail_light'}),
+    'llvfsr_tail_light_lm': ('LLV-FSR, landmark-net priors, SFT prior tail, C/4 map features',
+                             net(MD, prior_tail=True, prior_tail_dim=8, spatial='sft'), MD, 'LLVFSRModel',
+                             {'maps': 'landmark-net', 'compare': 'llvfsr_tail_light_sr'}),
     'hg_model1': ('Model 1, hourglass', net([], **HOURGLASS), [], 'LLVFSRModel'),
     'llvfsr_hg': ('LLV-FSR, LR priors, hourglass', net(MD, **HOURGLASS), MD, 'LLVFSRModel',
                   {'reference': 'hg_model1'}),
@@ -165,11 +170,18 @@ def prep_hr_priors(root, out, scale, prior_size):
 
 def prep_extractor_priors(root, out, scale, prior_size, name):
     """Maps from the mask / depth extractors registered as `name` (row llvfsr_sft_mean: 'mean-face', the same
-    template for every face): a root whose LR and HR stores link to the experiment's."""
+    template for every face; llvfsr_tail_light_lm: 'landmark-net'): a root whose LR and HR stores link to the
+    experiment's. A learned extractor that may have been trained on the experiment's faces is refused."""
     xroot = os.path.join(out, f'data_{name}')
+    extractors = {p: build_extractor(p, name, prior_size=prior_size) for p in MD}
+    keys = [k for split in json.load(open(splits_json(root))).values() for k in split]
+    seen = getattr(extractors['mask'], 'possibly_seen', lambda keys: [])(keys)
+    if seen:
+        sys.exit(f'[quality] the {name} extractors may have been trained on {len(seen)} of the experiment\'s faces '
+                 f'(e.g. {seen[0]}): retrain them leaving this experiment out (datasets_prep/train_landmark_net.py '
+                 f'--exclude-root {root})')
     link_images(root, xroot, scale)
-    extract_priors(xroot, ['train', 'val'], [scale], {p: build_extractor(p, name, prior_size=prior_size) for p in MD},
-                   wait=True)
+    extract_priors(xroot, ['train', 'val'], [scale], extractors, wait=True)
     return xroot
 
 

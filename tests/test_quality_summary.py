@@ -324,3 +324,25 @@ def test_average_last_tests_reports_and_summarizes_the_averaged_weights(tmp_path
     assert json.load(open(tmp_path / 'summary_avg2.json'))['1']['llvfsr_sft']['model1']['psnr']['mean'] == \
         pytest.approx(0.2)
     assert not (tmp_path / 'summary.json').exists()
+
+
+def test_landmark_net_row_needs_a_net_that_never_saw_the_experiments_faces(tmp_path, tiny_root, monkeypatch):
+    """Row llvfsr_tail_light_lm: maps from the shipped LandmarkNet (the bundled faces are among those its
+    training left out); a net whose training did not leave the experiment's faces out is refused in one line."""
+    import torch
+
+    from llvfsr_plugin.prep.layout import prior_path
+    from llvfsr_plugin.priors.extractors import landmark_extractors as L
+    from llvfsr_plugin.priors.store import PriorStore
+    assert ROWS['llvfsr_tail_light_lm'][4]['maps'] == 'landmark-net'
+    xroot = prep_extractor_priors(tiny_root, str(tmp_path / 'ok'), 8, 64, 'landmark-net')
+    store = PriorStore(prior_path(xroot, 'val', 8, 'mask'))
+    assert store.meta['extractor'] == 'landmark-net' and store.meta['landmark_net'] == L.file_sha256(L.LANDMARK_NET)
+    net = L.load_landmark_net()
+    unsafe = str(tmp_path / 'unsafe.pth')
+    L.save_landmark_net(net, unsafe, dict(net.meta, excluded_keys=[]))
+    monkeypatch.setattr(L, 'LANDMARK_NET', unsafe)
+    with pytest.raises(SystemExit, match=r'may have been trained on 12 of the experiment'):
+        prep_extractor_priors(tiny_root, str(tmp_path / 'refused'), 8, 64, 'landmark-net')
+    assert not os.path.exists(str(tmp_path / 'refused' / 'data_landmark-net'))
+    assert torch.equal(L.load_landmark_net(unsafe).shape_mean, net.shape_mean)
