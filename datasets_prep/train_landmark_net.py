@@ -56,6 +56,11 @@ def label_faces(paths, scales, cache):
     """FaceMesh landmarks of each HR face and its LR faces per scale, cached in `cache` (npz) by key."""
     data = dict(np.load(cache, allow_pickle=False)) if cache and os.path.isfile(cache) else {}
     known = set(data.get('keys', np.array([], str)).tolist())
+    cached = {int(k[4:]) for k in data if k.startswith('lr_x')}
+    if data and set(scales) - cached:
+        raise UserError(f'--cache {cache} holds no LR faces at x{sorted(set(scales) - cached)}: pass a new --cache '
+                        f'for these scales')
+    scales = sorted(set(scales) | cached)  # faces added to a cache get every scale it holds
     todo = [p for p in paths if image_key(p) not in known]
     if todo:
         runner = FaceMeshRunner.get(upsample_to=HR_SIZE)
@@ -74,9 +79,6 @@ def label_faces(paths, scales, cache):
         if cache:
             np.savez(cache + '.part.npz', **data)
             os.replace(cache + '.part.npz', cache)
-    missing = [s for s in scales if f'lr_x{s}' not in data]
-    if missing:
-        raise UserError(f'--cache {cache} holds no LR faces at x{missing}: pass a new --cache for these scales')
     index = {k: i for i, k in enumerate(data['keys'].tolist())}
     rows = [index[image_key(p)] for p in paths]
     return {k: v[rows] for k, v in data.items()}

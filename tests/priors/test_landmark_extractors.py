@@ -121,3 +121,8 @@ def test_train_script_leaves_excluded_faces_out_and_mirrors_the_mesh(tiny_root, 
     monkeypatch.setattr(T.FaceMeshRunner, 'get', lambda *a, **k: pytest.fail('FaceMesh ran again'))
     T.main(['--hr-dir', os.path.join(DEMO, 'images'), '--exclude-root', tiny_root, '--epochs', '1', '--coeffs', '12',
             '--out', out, '--threads', '1'])
+    # a cache made for other scales, and a folder that is not there, end in one line each
+    with pytest.raises(SystemExit, match=r'holds no LR faces at x\[4\]'):
+        T.main(['--hr-dir', os.path.join(DEMO, 'images'), '--scales', '4', '16', '--out', out])
+    with pytest.raises(SystemExit, match='image folder not found'):
+        T.main(['--hr-dir', str(tmp_path / 'none'), '--out', out])

@@ -109,7 +109,7 @@ def load_landmark_net(path=None):
         ckpt = torch.load(path, map_location='cpu', weights_only=True)
         cfg, state = ckpt['config'], ckpt['state_dict']
         net = LandmarkNet(state['shape_mean'], state['shape_basis'], cfg['input_size'], cfg['widths'])
-        net.load_state_dict({k: v.float() for k, v in state.items()})
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except (KeyError, RuntimeError, TypeError, ValueError, EOFError) as e:
         raise CheckpointError(f'landmark-net: {path} is not a LandmarkNet file of datasets_prep/'
                               f'train_landmark_net.py ({type(e).__name__}: {str(e).splitlines()[0][:160]})') from None
@@ -131,7 +131,7 @@ class LandmarkNetRunner:
         return cls._instances[key]
 
     def __init__(self, weights=None, device=None):
-        self.weights, self.device = weights, auto_device(device)
+        self.weights, self.device = weights and os.path.abspath(weights), auto_device(device)  # the meta names it
         self.net = load_landmark_net(weights).to(self.device)
         self.digest = file_sha256(weights or LANDMARK_NET)
         self._memo = FaceMemo(limit=512)
