@@ -35,7 +35,7 @@ from llvfsr_plugin.priors.contract import PRIORS, batch_keys, collate
 from llvfsr_plugin.priors.extractors import build_extractor
 from llvfsr_plugin.restorer import extractor_options, map_tensors
 from llvfsr_plugin.utils.checkpoint import load_network_params
-from llvfsr_plugin.utils.stats import paired_bootstrap
+from llvfsr_plugin.utils.stats import fmt_interval, paired_bootstrap
 
 
 def blank(priors, only=None):
@@ -64,7 +64,7 @@ class MapRedrawer:
 
 
 def ci_cell(d):
-    return f"{d['mean']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}]" if d else ''
+    return fmt_interval(d, 4) if d else ''
 
 
 def own_minus_others(per_face):

@@ -67,7 +67,7 @@ from average_checkpoints import average, window_paths
 from llvfsr_plugin import options as O
 from llvfsr_plugin.cli import int_at_least
 from llvfsr_plugin.errors import UserError
-from llvfsr_plugin.prep.layout import hr_path, lr_path, prior_path, splits_json
+from llvfsr_plugin.prep.layout import hr_path, lr_path, prior_path, read_splits, splits_json
 from llvfsr_plugin.prep.pipeline import extract_priors, make_image_lmdbs, root_lock
 from llvfsr_plugin.priors.cli_args import PRIOR_SIZE, default_extractors
 from llvfsr_plugin.priors.contract import PAPER_PRIORS as ALL
@@ -174,8 +174,8 @@ def prep_extractor_priors(root, out, scale, prior_size, name):
     experiment's. A learned extractor that may have been trained on the experiment's faces is refused."""
     xroot = os.path.join(out, f'data_{name}')
     extractors = {p: build_extractor(p, name, prior_size=prior_size) for p in MD}
-    keys = [k for split in json.load(open(splits_json(root))).values() for k in split]
-    seen = getattr(extractors['mask'], 'possibly_seen', lambda keys: [])(keys)
+    keys = [k for split in read_splits(root).values() for k in split]
+    seen = sorted({k for ex in extractors.values() for k in ex.possibly_seen(keys)})
     if seen:
         sys.exit(f'[quality] the {name} extractors may have been trained on {len(seen)} of the experiment\'s faces '
                  f'(e.g. {seen[0]}): retrain them leaving this experiment out (datasets_prep/train_landmark_net.py '

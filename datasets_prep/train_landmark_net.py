@@ -15,7 +15,6 @@ what it was trained on and its hold-out error per scale in its meta (pixels at 2
 the x-y distance to FaceMesh on the HR face). Landmarks and LR faces are cached beside the output (--cache).
 """
 import argparse
-import json
 import math
 import os
 import random
@@ -29,7 +28,7 @@ from tqdm import tqdm
 
 from llvfsr_plugin.errors import UserError
 from llvfsr_plugin.prep.images import degrade, image_key, list_images, read_rgb
-from llvfsr_plugin.prep.layout import splits_json
+from llvfsr_plugin.prep.layout import read_splits, splits_json
 from llvfsr_plugin.priors.extractors.landmark_extractors import (
     LANDMARK_NET,
     NUM_LANDMARKS,
@@ -48,7 +47,7 @@ def excluded_keys(roots):
         path = splits_json(root)
         if not os.path.isfile(path):
             raise UserError(f'--exclude-root {root}: no splits.json there (a root prepared by make_dataset.py)')
-        keys |= {k for split in json.load(open(path)).values() for k in split}
+        keys |= {k for split in read_splits(root).values() for k in split}
     return keys
 
 

@@ -6,12 +6,19 @@
     <root>/<split>/priors_x<s>/<prior>.lmdb    prior records (llvfsr_plugin.priors.record), from the x<s> LR
     <root>/skipped.txt                         inputs refused with --on-error skip, one per line, with the reason
 """
+import json
 import os
 import re
 
 
 def splits_json(root):
     return os.path.join(root, 'splits.json')
+
+
+def read_splits(root):
+    """{split: [keys]} of a prepared root (its splits.json)."""
+    with open(splits_json(root)) as f:
+        return json.load(f)
 
 
 def skipped_txt(root):

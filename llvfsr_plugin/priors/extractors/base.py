@@ -40,6 +40,11 @@ class PriorExtractor:
     def extract(self, samples):
         raise NotImplementedError
 
+    def possibly_seen(self, keys):
+        """The dataset `keys` whose faces this extractor's model may have been trained on (a learned extractor
+        scored on them would flatter itself); none for extractors not trained on dataset faces."""
+        return []
+
     def close(self):
         pass
 

@@ -12,14 +12,13 @@ faces); `--mask landmark-net --depth landmark-net [--mask-opt weights=PATH --dep
 """
 import os
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
 from llvfsr_plugin.errors import CheckpointError
 
-from .base import FaceMemo, auto_device, file_sha256, register
+from .base import FaceMemo, auto_device, file_sha256, register, upsample_rgb
 from .map_extractors import ASSETS, FaceMeshDepth, FaceMeshMask
 
 LANDMARK_NET = os.path.join(ASSETS, 'landmark_net.pth')
@@ -84,9 +83,7 @@ class LandmarkNet(nn.Module):
 
 def lr_input(lr, size):
     """uint8 RGB LR face -> float [3, size, size] in [0, 1]: what LandmarkNet reads (bicubic resize)."""
-    if lr.shape[0] != size or lr.shape[1] != size:
-        lr = cv2.resize(lr, (size, size), interpolation=cv2.INTER_CUBIC)
-    return torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1).float() / 255
+    return torch.from_numpy(np.ascontiguousarray(upsample_rgb(lr, size))).permute(2, 0, 1).float() / 255
 
 
 def save_landmark_net(net, path, meta):

@@ -4,12 +4,8 @@ first-pass rows tested with landmark-net maps against their stored maps and agai
 import csv
 import json
 
+from llvfsr_plugin.utils.stats import fmt_interval as cell
 from llvfsr_plugin.utils.stats import paired_bootstrap
-
-
-def cell(d):
-    return f"{d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
-
 
 lm = json.load(open('agree_data_landmark-net.json'))['per_face']
 for s in ('', '_s1', '_s2'):
