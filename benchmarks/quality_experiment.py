@@ -14,9 +14,10 @@ from the HR face (is the LR prior's quality the limit?).
       --gt-size 128 --rows model1 llvfsr_lr llvfsr_tail hg_model1 llvfsr_hg --seeds 0 1 2
 
 Rerunning with the same --out reuses the prepared data and every row already trained for --iters, and resumes
-a row whose training was stopped (checkpoints every 100 iterations), so a report over a subset of rows, one
-more row or one more seed costs only what is new. Several processes may share one --out (one per seed or row,
-started together): one preps the data, the others wait for it.
+a row whose training was stopped (checkpoints every 100 iterations), so one more row or one more seed costs only
+what is new. A seed's report holds every row of that seed finished in --out with these iterations, not only the
+--rows of the last run. Several processes may share one --out (one per seed or row, started together): one preps
+the data, the others wait for it.
 
 Data: ../shared/data/celebahq256 train -> val (the CelebA identity split), HR --hr-size (256: the paper's
 geometry, x8 = 32 px and x16 = 16 px LR), priors from the LR faces with the offline extractors at
@@ -306,7 +307,9 @@ def collect_timing(out, timing):
 
 def run_seed(args, root, scale, seed):
     """Train and test every row with one seed; report them (paired against Model 1 when it is a row) in
-    <out>/report (seed 0) or <out>/report_s<seed>."""
+    <out>/report (seed 0) or <out>/report_s<seed>, together with the rows of this seed that other processes
+    finished in the same out directory (finished_elsewhere): a process given some of the rows does not drop the
+    others, or Model 1, from the seed's report."""
     methods = []
     for row in args.rows:
         label, net_g, priors, model_type, *_ = ROWS[row]
@@ -354,11 +357,33 @@ def run_seed(args, root, scale, seed):
         cpu = '' if run.get('cpu_minutes') is None else f', {run["cpu_minutes"]:.1f} CPU min'
         print(f'[quality] seed {seed} {label}: {run["train_minutes"]:.1f} wall min{cpu} for {iters} iterations',
               flush=True)
-    reference = ['--reference', ROWS['model1'][0]] if 'model1' in args.rows else []
+    tag = weights_tag(args.average_last)
+    others = finished_elsewhere(args, seed, tag)
+    if others:
+        print(f'[quality] seed {seed}: the report also holds {", ".join(others)}, finished earlier in {args.out}',
+              flush=True)
+    for row, images in others.items():
+        methods += ['--method', f'{ROWS[row][0]}={images}']
+    reference = ['--reference', ROWS['model1'][0]] if 'model1' in args.rows or 'model1' in others else []
     metrics = ['--metrics', *args.report_metrics] if args.report_metrics else []
     subprocess.run([sys.executable, '-m', 'llvfsr_plugin.report', '--hr', hr_path(root, 'val'), '--lr',
                     lr_path(root, 'val', scale), '--scale', str(scale), *methods, *reference, *metrics, '--out',
-                    report_dir(args.out, seed, weights_tag(args.average_last))], check=True)
+                    report_dir(args.out, seed, tag)], check=True)
+
+
+def finished_elsewhere(args, seed, tag):
+    """The rows not in args.rows whose run of this seed is finished in args.out with the iterations asked (its
+    record <run>_timing.json) and tested with these weights (results/<run><tag>/visualization/q_val): {row: that
+    image folder}, in ROWS order."""
+    found = {}
+    for row in ROWS:
+        record = os.path.join(args.out, f'{run_name(row, seed)}_timing.json')
+        images = f'{args.out}/results/{run_name(row, seed)}{tag}/visualization/q_val'
+        if row in args.rows or not os.path.isfile(record) or not os.path.isdir(images):
+            continue
+        if json.load(open(record)).get('iters') == row_extra(row).get('iters', args.iters):
+            found[row] = images
+    return found
 
 
 def weights_tag(k):

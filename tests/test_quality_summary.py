@@ -269,6 +269,41 @@ def test_run_seed_writes_each_rows_own_options(tmp_path, tiny_root, monkeypatch)
     assert (net_g['prior_tail'], net_g['prior_tail_dim'], net_g['scale']) == (True, 8, 8)
 
 
+def test_a_process_given_some_rows_keeps_the_others_in_the_seeds_report(tmp_path, tiny_root, monkeypatch):
+    # two processes share an out directory, one per row: the second (llvfsr_sft alone) reports Model 1, finished by
+    # the first, beside its own row and pairs against it; a run of other iterations, or finished but not tested with
+    # the weights asked, stays out. Training and the report are stubbed (the report command recorded).
+    import argparse
+
+    import quality_experiment
+    calls = []
+    monkeypatch.setattr(quality_experiment, 'train_and_test',
+                        lambda out, name, record, env, **fields: dict(fields, train_minutes=0.0, cpu_minutes=0.0))
+    monkeypatch.setattr(quality_experiment.subprocess, 'run', lambda cmd, **kw: calls.append(cmd[3:]))
+
+    def finish(row, iters, tested=True):
+        (tmp_path / f'{run_name(row, 1)}_timing.json').write_text(json.dumps({'row': row, 'seed': 1, 'iters': iters}))
+        if tested:
+            (tmp_path / 'results' / run_name(row, 1) / 'visualization' / 'q_val').mkdir(parents=True)
+
+    finish('model1', 100)
+    finish('llvfsr_tail', 50)  # other iterations
+    finish('llvfsr_lr', 100, tested=False)
+    args = argparse.Namespace(rows=['llvfsr_sft'], iters=100, batch=4, prior_size=128, out=str(tmp_path), hr_size=128,
+                              gt_size=64, threads=1, sensitivity=False, report_metrics=['psnr'], average_last=1)
+    quality_experiment.run_seed(args, tiny_root, 8, seed=1)
+    report = calls[-1]
+    methods = [report[i + 1].split('=')[0] for i, a in enumerate(report) if a == '--method']
+    assert methods == [ROWS['llvfsr_sft'][0], ROWS['model1'][0]]
+    assert report[report.index('--reference') + 1] == ROWS['model1'][0]
+    assert report[report.index('--out') + 1] == f'{tmp_path}/report_s1'
+    args.average_last = 2  # Model 1's averaged weights were never tested: the averaged report leaves it out
+    monkeypatch.setattr(quality_experiment, 'evaluate_averaged',
+                        lambda out, name, test, iters, k, env: dict(test, name=name + '_avg2'))
+    quality_experiment.run_seed(args, tiny_root, 8, seed=1)
+    assert [a for a in calls[-1] if a == '--method'] == ['--method'] and '--reference' not in calls[-1]
+
+
 def test_average_last_tests_reports_and_summarizes_the_averaged_weights(tmp_path, tiny_root, monkeypatch):
     # --average-last 2 at 300 iterations: the run's checkpoints 200 and 300 averaged into its models folder, tested
     # as run q_model1_s1_avg2 and reported from its images into report_avg2_s1; a window already tested is not
