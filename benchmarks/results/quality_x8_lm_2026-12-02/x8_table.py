@@ -1,10 +1,9 @@
 """Rows of the README table of row llvfsr_tail_light_lm at x8 from the out directory's summaries and reports
 (python x8_table.py .): the row minus Model 1, each model minus bicubic, prior use."""
-import csv
 import json
 import sys
-from collections import defaultdict
 
+from llvfsr_plugin.report import read_per_image
 from llvfsr_plugin.utils.stats import fmt_interval as iv
 
 F = sys.argv[1] if len(sys.argv) > 1 else '.'
@@ -13,10 +12,9 @@ ROW = 'llvfsr_tail_light_lm'
 
 
 def means(rep):
-    s = defaultdict(list)
-    for r in csv.DictReader(open(f'{F}/{rep}/per_image.csv')):
-        s[r['method']].append(float(r['psnr']))
-    return {k: sum(v) / len(v) for k, v in s.items()}
+    """{method: mean PSNR} of a report."""
+    return {m: sum(f['psnr'] for f in faces.values()) / len(faces)
+            for m, faces in read_per_image(f'{F}/{rep}/per_image.csv').items()}
 
 
 for tag, lab in (('', 'last'), ('_avg10', 'averaged 2,700-3,600')):
