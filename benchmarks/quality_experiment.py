@@ -339,7 +339,7 @@ def run_seed(args, root, scale, seed):
             O.dump_yaml(os.path.join(args.out, f'{name}_{kind}.yml'), o)
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
         row_json = os.path.join(args.out, f'{name}_timing.json')
-        run = json.load(open(row_json)) if os.path.isfile(row_json) else {}
+        run = run_record(args.out, name)
         if run.get('iters') != iters:  # not finished earlier (or with other iterations: continue it)
             run = train_and_test(args.out, name, run, env, label=label, row=row, iters=iters, batch=batch,
                                  seed=seed, threads=args.threads)
@@ -353,7 +353,7 @@ def run_seed(args, root, scale, seed):
             subprocess.run([sys.executable, os.path.join(HERE, 'benchmarks', 'prior_sensitivity.py'), '-opt',
                             f'{tested}_test.yml', '--ckpt', test['path']['pretrain_network_g'], '--json', sens],
                            cwd=args.out, check=True, env=env, stdout=subprocess.DEVNULL)
-        methods += ['--method', f"{label}={args.out}/results/{tested}/visualization/q_val"]
+        methods += ['--method', f'{label}={val_images(args.out, tested)}']
         cpu = '' if run.get('cpu_minutes') is None else f', {run["cpu_minutes"]:.1f} CPU min'
         print(f'[quality] seed {seed} {label}: {run["train_minutes"]:.1f} wall min{cpu} for {iters} iterations',
               flush=True)
@@ -377,13 +377,24 @@ def finished_elsewhere(args, seed, tag):
     image folder}, in ROWS order."""
     found = {}
     for row in ROWS:
-        record = os.path.join(args.out, f'{run_name(row, seed)}_timing.json')
-        images = f'{args.out}/results/{run_name(row, seed)}{tag}/visualization/q_val'
-        if row in args.rows or not os.path.isfile(record) or not os.path.isdir(images):
+        images = val_images(args.out, run_name(row, seed) + tag)
+        if row in args.rows or not os.path.isdir(images):
             continue
-        if json.load(open(record)).get('iters') == row_extra(row).get('iters', args.iters):
+        if run_record(args.out, run_name(row, seed)).get('iters') == row_extra(row).get('iters', args.iters):
             found[row] = images
     return found
+
+
+def run_record(out, name):
+    """Run `name`'s record in `out` (<name>_timing.json, written when its training and test finished), {} if none."""
+    path = os.path.join(out, f'{name}_timing.json')
+    return json.load(open(path)) if os.path.isfile(path) else {}
+
+
+def val_images(out, tested):
+    """The val images of test run `tested` (a run name, with weights_tag for averaged weights): what the report
+    reads."""
+    return f'{out}/results/{tested}/visualization/q_val'
 
 
 def weights_tag(k):
