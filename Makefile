@@ -3,7 +3,7 @@ PY := .venv/bin/python
 # this clone's package first, even when a shared cached venv's editable install points at another clone
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: install demo test test-fast lint bench clean zoo-data
+.PHONY: install demo test test-fast lint bench clean zoo-data zoo-train-data-lm
 install:
 	@scripts/install.sh
 
@@ -23,12 +23,24 @@ test-fast: install
 lint: install
 	$(PY) -m ruff check .
 
-# the 300 celebahq256 val faces as options/test_x8.yml / test_x16.yml read them (README "Model zoo")
+# the 300 celebahq256 val faces as the released models' test options read them (README "Model zoo"):
+# FaceMesh maps in datasets/celebahq256 (options/test_x8.yml, test_x16.yml), LandmarkNet's in
+# datasets/celebahq256_lm (options/release/test_LLVFSR_tail_lm_*.yml)
 CELEBAHQ ?= ../shared/data/celebahq256
+LM := --mask landmark-net --depth landmark-net
 zoo-data: install
 	$(PY) datasets_prep/make_dataset.py --hr-dir $(CELEBAHQ)/images/val --split-csv $(CELEBAHQ)/index.csv \
 		--splits val --out datasets/celebahq256 --scales 8 16
 	$(PY) datasets_prep/extract_priors.py --root datasets/celebahq256 --splits val --scales 8 16 --priors mask depth
+	$(PY) datasets_prep/make_dataset.py --hr-dir $(CELEBAHQ)/images/val --split-csv $(CELEBAHQ)/index.csv \
+		--splits val --out datasets/celebahq256_lm --scales 8 16
+	$(PY) datasets_prep/extract_priors.py --root datasets/celebahq256_lm --splits val --scales 8 16 --priors mask depth $(LM)
+
+# the train faces of the tail_lm releases: the 1,000 celebahq256 train faces LandmarkNet left out (issue 13)
+zoo-train-data-lm: install
+	$(PY) datasets_prep/make_dataset.py --hr-dir $(CELEBAHQ)/images/train \
+		--split-json datasets_prep/splits/celebahq256_unseen_by_landmark_net.json --out datasets/celebahq256_lm --scales 8 16
+	$(PY) datasets_prep/extract_priors.py --root datasets/celebahq256_lm --splits train --scales 8 16 --priors mask depth $(LM)
 
 bench: install
 	$(PY) benchmarks/bench_speed.py --quick

@@ -28,12 +28,25 @@ RELEASE_SPLIT = {'train': 'train', 'val': 'val'}
 RELEASE_PRIORS = ['mask', 'depth']
 RELEASE_NET = {'num_feat': 32, 'num_blocks': 4, 'num_heads': 2,
                'spatial': 'sft'}  # the variant chosen by the quality experiment (README "Status")
-RELEASE_ITERS = {8: 2000, 16: 2000}
 ZOO = 'experiments/pretrained_models'
-RELEASES = {  # name: (scale, priors)
-    'LLVFSR_x8_celebahq256': (8, RELEASE_PRIORS),
-    'LLVFSR_x16_celebahq256': (16, RELEASE_PRIORS),
-    'Model1_x8_celebahq256': (8, []),
+# The released variants: data root, network options over RELEASE_NET, iterations per scale.
+#   sft: FaceMesh maps of the LR face on the 6,000 train faces, SFT SegA / DepA in the LR body (2026-11-30).
+#   tail_lm: the light SFT prior tail (C/4 map features after each x2 of the tail) on LandmarkNet's maps, the row
+#     llvfsr_tail_light_lm that the quality experiment measured (issue 13); trained on the 1,000 train faces
+#     LandmarkNet never saw (celebahq256_lm_train.json: its maps of the faces it trained on are ~0.7 px better,
+#     benchmarks/landmark_net_seen.py, so a network trained on them would learn to trust maps more than a new
+#     photo's deserve), for 3,600 iterations, as in the experiment.
+VARIANTS = {
+    'sft': {'data': RELEASE_DATA, 'net': {}, 'iters': {8: 2000, 16: 2000}},
+    'tail_lm': {'data': 'datasets/celebahq256_lm', 'net': {'prior_tail': True, 'prior_tail_dim': 8},
+                'iters': {8: 3600, 16: 3600}},
+}
+RELEASES = {  # name: (scale, priors, variant)
+    'LLVFSR_x8_celebahq256': (8, RELEASE_PRIORS, 'sft'),
+    'LLVFSR_x16_celebahq256': (16, RELEASE_PRIORS, 'sft'),
+    'Model1_x8_celebahq256': (8, [], 'sft'),
+    'LLVFSR_tail_lm_x8_celebahq256': (8, RELEASE_PRIORS, 'tail_lm'),
+    'LLVFSR_tail_lm_x16_celebahq256': (16, RELEASE_PRIORS, 'tail_lm'),
 }
 
 
@@ -89,14 +102,17 @@ def paper_test_header(scale):
                       *(f'  {p}: {path}' for p, path in d['prior_roots'].items())])
 
 
-def release(x8, name, scale, priors):
-    """The training options of a released model: train_x8.yml's network and optimiser on celebahq256."""
-    o = with_priors(at_scale(x8, scale, RELEASE_DATA, RELEASE_SPLIT), priors)
+def release(x8, name, scale, priors, variant='sft'):
+    """The training options of a released model: train_x8.yml's network and optimiser on celebahq256, with the
+    data, network options and iterations of its `variant` (VARIANTS)."""
+    v = VARIANTS[variant]
+    o = with_priors(at_scale(x8, scale, v['data'], RELEASE_SPLIT), priors)
     o['name'] = name
-    o['network_g'].update({k: v for k, v in RELEASE_NET.items() if priors or k != 'spatial'})  # Model 1: no SegA
+    net = {**RELEASE_NET, **v['net']}
+    o['network_g'].update({k: x for k, x in net.items() if priors or k != 'spatial'})  # Model 1: no SegA
     o['datasets']['train'].update(name='celebahq256_train', gt_size=128, batch_size_per_gpu=8, num_worker_per_gpu=1)
     o['datasets']['val']['name'] = 'celebahq256_val'
-    iters = RELEASE_ITERS[scale]
+    iters = v['iters'][scale]
     o['train'].update(total_iter=iters, scheduler={'type': 'MultiStepLR', 'milestones': [iters], 'gamma': 1.0})
     o['val']['val_freq'] = iters
     o['logger'].update(print_freq=50, save_checkpoint_freq=250, use_tb_logger=False)
@@ -110,13 +126,14 @@ def main():
     dump('test_x8_paper.yml', O.test_opt(x8), 'Test the model trained by train_x8.yml on the MMCelebA-HQ test split.')
     dump('test_x16_paper.yml', O.test_opt(x16), 'Test the model trained by train_x16.yml.')
     metrics = {'psnr': O.PSNR, 'ssim': O.SSIM, **O.TEST_METRICS, 'face_psnr': O.FACE_PSNR}
-    for name, (scale, priors) in RELEASES.items():
-        o = release(x8, name, scale, priors)
+    for name, (scale, priors, variant) in RELEASES.items():
+        o = release(x8, name, scale, priors, variant)
         dump(f'release/train_{name}.yml', o, f'Train the released {name} (README "Model zoo"): train_x8.yml\'s '
-             f'optimiser and network at C = 32, L = 4, priors {priors or "none (Model 1)"}, on the celebahq256 faces.')
+             f'optimiser and network at C = 32, L = 4, priors {priors or "none (Model 1)"}, variant {variant} '
+             f'(options/generate.py VARIANTS), on the celebahq256 faces of {VARIANTS[variant]["data"]}.')
         test = O.test_opt(o, ckpt=f'{ZOO}/{name}.pth', metrics=metrics)
         test['val']['save_img'] = True
-        if name.startswith('LLVFSR'):
+        if name.startswith('LLVFSR') and variant == 'sft':
             dump(f'test_x{scale}.yml', test, f'Evaluate the released {name} ({ZOO}/) on the 300 celebahq256 val faces '
                  f'(prep: README "Model zoo").\n' + paper_test_header(scale))
         else:

@@ -180,6 +180,15 @@ def _extract_priors(root, splits, scales, extractors, text_dir, batch_size, on_e
                         print(f'[priors] {out} exists, skipping')
                     continue
                 meta = dict(ex.meta(), scale=scale, split=split, lr_size=None)
+                seen = ex.possibly_seen(keys)
+                if seen:  # recorded: a checkpoint trained on these maps carries it in its provenance
+                    meta['possibly_seen'] = len(seen)
+                    if rank == 0:
+                        print(f'[priors] warning: {split}/x{scale}/{prior}: the {meta.get("model", prior)} extractor '
+                              f'may have been trained on {len(seen)} of these {len(keys)} faces (e.g. {seen[0]}), '
+                              f'and draws its best maps for those (benchmarks/landmark_net_seen.py); a network '
+                              f'trained on them learns to trust maps more than a new face\'s deserve. To train, '
+                              f'use faces it left out (datasets_prep/splits/)')
                 jobs[prior] = (out, meta)
             if not jobs:
                 continue

@@ -1,9 +1,11 @@
 """Prep: HR/LR LMDBs and prior stores on real faces, validation, refused images named with the fix."""
+import json
 import os
 import shutil
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from llvfsr_plugin.errors import BadImage
@@ -13,7 +15,7 @@ from llvfsr_plugin.prep.pipeline import validate
 from llvfsr_plugin.priors.record import encode_record
 from llvfsr_plugin.priors.store import PriorStore, Store
 
-from helpers import DEMO, demo_keys, tamper
+from helpers import DEMO, ROOT, demo_keys, tamper
 
 
 def test_prep_roundtrip_real_faces(tiny_root):
@@ -101,3 +103,39 @@ def test_a_second_prep_process_stops_at_once_or_waits_for_the_first(tmp_path, ca
     assert sorted(Store(hr_path(root, 'train')).keys()) == sorted(k for k, _ in files['train'])
     assert open(os.path.join(root, '.prep.lock')).read() == str(os.getpid())  # the waiter took the lock
     holder.close()
+
+
+def test_maps_of_faces_a_learned_extractor_may_have_seen_are_flagged_and_recorded(tmp_path, capsys):
+    """LandmarkNet draws better maps for the faces it trained on (1.2 vs 1.9 px at x8, benchmarks/
+    landmark_net_seen.py): prep says so in one warning and records the count in the store meta (and so in the
+    provenance of a checkpoint trained on them); faces it left out (the bundled ones) pass silently."""
+    from llvfsr_plugin.prep.pipeline import extract_priors, make_image_lmdbs
+    from llvfsr_plugin.priors.extractors import build_extractor
+    root = str(tmp_path / 'data')
+    unseen = demo_keys('train', 3)  # the bundled faces are in the shipped net's excluded keys
+    files = {'train': [(k, os.path.join(DEMO, 'images', f'{k}.jpg')) for k in unseen]
+             + [(f'photo{i}', os.path.join(DEMO, 'images', f'{k}.jpg')) for i, k in enumerate(unseen[:2])],
+             'val': [(k, os.path.join(DEMO, 'images', f'{k}.jpg')) for k in demo_keys('val', 2)]}
+    make_image_lmdbs(files, root, [8], hr_size=128, workers=1)
+    extractors = {p: build_extractor(p, 'landmark-net', prior_size=32) for p in ('mask', 'depth')}
+    extract_priors(root, ['train', 'val'], [8], extractors)
+    out = capsys.readouterr().out
+    assert out.count('[priors] warning:') == 2  # train mask and depth; the val faces are all unseen
+    assert 'train/x8/mask: the landmark-net extractor may have been trained on 2 of these 5 faces' in out
+    for prior in ('mask', 'depth'):
+        assert PriorStore(prior_path(root, 'train', 8, prior)).meta['possibly_seen'] == 2
+        assert 'possibly_seen' not in PriorStore(prior_path(root, 'val', 8, prior)).meta
+
+
+def test_release_faces_for_landmark_net_maps_are_ones_it_never_saw():
+    """The tail_lm releases train on datasets_prep/splits/celebahq256_unseen_by_landmark_net.json: train faces of
+    celebahq256 that the shipped LandmarkNet left out."""
+    from llvfsr_plugin.priors.extractors.landmark_extractors import load_landmark_net
+    split = json.load(open(os.path.join(ROOT, 'datasets_prep', 'splits', 'celebahq256_unseen_by_landmark_net.json')))
+    assert list(split) == ['train'] and len(split['train']) == 1000 == len(set(split['train']))
+    assert set(split['train']) <= set(load_landmark_net().meta['excluded_keys'])
+    for scale in (8, 16):
+        opt = yaml.safe_load(open(os.path.join(ROOT, 'options', 'release',
+                                               f'train_LLVFSR_tail_lm_x{scale}_celebahq256.yml')))
+        assert opt['datasets']['train']['dataroot_gt'] == 'datasets/celebahq256_lm/train/hr.lmdb'
+        assert opt['network_g']['prior_tail'] and opt['network_g']['prior_tail_dim'] == 8
