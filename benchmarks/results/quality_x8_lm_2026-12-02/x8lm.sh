@@ -1,5 +1,5 @@
 #!/bin/bash
-# [SEED=N] x8lm.sh ROWS...: x8, seed N (default 0), 3,600 iterations in /work/exp/x8_lm3600 (code4 = 409daac), plain report then averaged
+# [SEED=N] x8lm.sh ROWS...: x8, seed N (default 0), 3,600 iterations in /work/exp/x8_lm3600 (code4: a clone at 409daac for seeds 0-1, c4660de for seed 2), plain report then averaged
 SEED=${SEED:-0}
 cd /work/exp/code4
 export PYTHONPATH=/work/exp/code4 GLOG_minloglevel=2
