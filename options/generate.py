@@ -37,9 +37,9 @@ ZOO = 'experiments/pretrained_models'
 #     benchmarks/landmark_net_seen.py, so a network trained on them would learn to trust maps more than a new
 #     photo's deserve), for 3,600 iterations, as in the experiment.
 VARIANTS = {
-    'sft': {'data': RELEASE_DATA, 'net': {}, 'iters': {8: 2000, 16: 2000}},
+    'sft': {'data': RELEASE_DATA, 'net': {}, 'iters': {8: 2000, 16: 2000}, 'save_every': 250},
     'tail_lm': {'data': 'datasets/celebahq256_lm', 'net': {'prior_tail': True, 'prior_tail_dim': 8},
-                'iters': {8: 3600, 16: 3600}},
+                'iters': {8: 3600, 16: 3600}, 'save_every': 300},
 }
 RELEASES = {  # name: (scale, priors, variant)
     'LLVFSR_x8_celebahq256': (8, RELEASE_PRIORS, 'sft'),
@@ -115,7 +115,7 @@ def release(x8, name, scale, priors, variant='sft'):
     iters = v['iters'][scale]
     o['train'].update(total_iter=iters, scheduler={'type': 'MultiStepLR', 'milestones': [iters], 'gamma': 1.0})
     o['val']['val_freq'] = iters
-    o['logger'].update(print_freq=50, save_checkpoint_freq=250, use_tb_logger=False)
+    o['logger'].update(print_freq=50, save_checkpoint_freq=v['save_every'], use_tb_logger=False)
     return o
 
 
