@@ -51,7 +51,7 @@ def build_parser():
     ap.add_argument('-o', '--out', required=True, help='output folder (not the input folder nor inside it)')
     ap.add_argument('--model', '--ckpt', dest='model', default=None,
                     help='checkpoint (default: path.pretrain_network_g of -opt, else the released x8 model, '
-                    'experiments/pretrained_models/LLVFSR_x8_celebahq256.pth)')
+                    'experiments/pretrained_models/LLVFSR_tail_lm_x8_celebahq256.pth)')
     ap.add_argument('-opt', default=None, help='option YAML with network_g: only for checkpoints of earlier versions')
     ap.add_argument('--param-key', default='params', help='params | params_ema')
     ap.add_argument('--aligned', action='store_true', help='inputs are aligned face crops (LR, or larger: downscaled)')
@@ -164,8 +164,9 @@ def summary(args, restorer, s):
              f"{restorer.device}{' (' + str(restorer.dtype).split('.')[-1] + ')' if restorer.dtype else ''}; "
              f'x{restorer.scale} network: each face is seen at {restorer.lr_size} px']
     rel = restorer.config.get('release')
-    lines.append(f'[infer] model: {restorer.model_path}' + (f" (released: {rel.get('iters')} iterations on "
-                                                             f"{rel.get('data')})" if rel else ''))
+    trained = ' '.join(x for x in (rel and rel.get('iters') and f"{rel['iters']} iterations",
+                                    rel and rel.get('data') and f"on {rel['data']}") if x)
+    lines.append(f'[infer] model: {restorer.model_path}' + (f' (released: {trained})' if trained else ''))
     if s['large']:
         lines.append(f"[infer] {s['large']} face(s) are over twice the network's LR size in the photo: their detail "
                      f'above {restorer.lr_size} px is not used (an x{restorer.scale} network restores faces of about '

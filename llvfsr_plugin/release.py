@@ -3,7 +3,8 @@
 the README's model zoo.
 
   python -m llvfsr_plugin.release experiments/LLVFSR_x8_celebahq256/models/net_g_2000.pth \\
-      experiments/pretrained_models/LLVFSR_x8_celebahq256.pth --iters 2000 --cpu-hours 0.9
+      experiments/pretrained_models/LLVFSR_x8_celebahq256.pth --iters 2000 --cpu-hours 0.9 \\
+      --data 'celebahq256 train (6,000 CelebA-HQ faces)'
 
 The fp16 network is checked against the fp32 one on a random face before the file is written (outputs in
 [0, 1]; PSNR of one against the other must exceed 40 dB).
@@ -67,7 +68,8 @@ def _main(argv):
     ap.add_argument('dst', help='released file (experiments/pretrained_models/<name>.pth)')
     ap.add_argument('--iters', type=int, default=None, help='training iterations (recorded)')
     ap.add_argument('--cpu-hours', type=float, default=None, help='training CPU hours (recorded)')
-    ap.add_argument('--data', default='celebahq256 train (6,000 CelebA-HQ faces)', help='training data (recorded)')
+    ap.add_argument('--data', default=None, help="training data (recorded; `llvfsr-infer` prints it), e.g. 'celebahq256 "
+                    "train (6,000 CelebA-HQ faces)'")
     args = ap.parse_args(argv)
     info = {k: v for k, v in (('iters', args.iters), ('cpu_hours', args.cpu_hours), ('data', args.data)) if v}
     mb, digest, psnr = make_release(args.src, args.dst, info)
