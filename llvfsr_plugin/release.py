@@ -68,8 +68,8 @@ def _main(argv):
     ap.add_argument('dst', help='released file (experiments/pretrained_models/<name>.pth)')
     ap.add_argument('--iters', type=int, default=None, help='training iterations (recorded)')
     ap.add_argument('--cpu-hours', type=float, default=None, help='training CPU hours (recorded)')
-    ap.add_argument('--data', default=None, help="training data (recorded; `llvfsr-infer` prints it), e.g. 'celebahq256 "
-                    "train (6,000 CelebA-HQ faces)'")
+    ap.add_argument('--data', default=None, help="training data (recorded; llvfsr-infer prints it), e.g. "
+                    "'celebahq256 train (6,000 CelebA-HQ faces)'")
     args = ap.parse_args(argv)
     info = {k: v for k, v in (('iters', args.iters), ('cpu_hours', args.cpu_hours), ('data', args.data)) if v}
     mb, digest, psnr = make_release(args.src, args.dst, info)
