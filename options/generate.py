@@ -33,9 +33,9 @@ ZOO = 'experiments/pretrained_models'
 #   sft: FaceMesh maps of the LR face on the 6,000 train faces, SFT SegA / DepA in the LR body (2026-11-30).
 #   tail_lm: the light SFT prior tail (C/4 map features after each x2 of the tail) on LandmarkNet's maps, the row
 #     llvfsr_tail_light_lm that the quality experiment measured (issue 13); trained on the 1,000 train faces
-#     LandmarkNet never saw (celebahq256_lm_train.json: its maps of the faces it trained on are ~0.7 px better,
-#     benchmarks/landmark_net_seen.py, so a network trained on them would learn to trust maps more than a new
-#     photo's deserve), for 3,600 iterations, as in the experiment.
+#     LandmarkNet never saw (datasets_prep/splits/celebahq256_unseen_by_landmark_net.json, `make zoo-train-data-lm`;
+#     its maps of the faces it trained on are ~0.7 px better, benchmarks/landmark_net_seen.py, so a network trained
+#     on them would learn to trust maps more than a new photo's deserve), for 3,600 iterations, as in the experiment.
 VARIANTS = {
     'sft': {'data': RELEASE_DATA, 'net': {}, 'iters': {8: 2000, 16: 2000}, 'save_every': 250},
     'tail_lm': {'data': 'datasets/celebahq256_lm', 'net': {'prior_tail': True, 'prior_tail_dim': 8},
