@@ -67,11 +67,15 @@ def main(argv=None):
     if args.val_dir:
         groups['val'] = sorted(list_images(args.val_dir), key=image_key)[:args.faces]
     result = {'weights': os.path.abspath(args.weights), 'groups': {}, 'seen_minus': {}}
-    for name, group in groups.items():
+    for name, group in list(groups.items()):
+        if not group:
+            print(f'[seen] no {name} faces in {args.val_dir if name == "val" else args.hr_dir}; that group is left out')
+            del groups[name]
+            continue
         faces = label_faces(group, args.scales, args.cache)
         result['groups'][name] = {'faces': int(faces['found'].sum()), 'of': len(group),
                                   **{f'x{s}': errors(net, faces, s).tolist() for s in args.scales}}
-    for s in args.scales:
+    for s in args.scales if 'seen' in groups else ():
         seen = np.array(result['groups']['seen'][f'x{s}'])
         line = [f'x{s}: seen {seen.mean():.3f} px']
         for other in [g for g in groups if g != 'seen']:
