@@ -225,8 +225,9 @@ def released_e2e(repeats, per_round=4):
 
     from llvfsr_plugin.prep.images import degrade, read_rgb
     from llvfsr_plugin.restorer import LLVFSRRestorer
-    zoo, demo = os.path.join(HERE, 'experiments', 'pretrained_models'), os.path.join(HERE, 'demo_data', 'celebahq_demo')
-    net, first = f'{zoo}/LLVFSR_x8_celebahq256.pth', f'{zoo}/Model1_x8_celebahq256.pth'
+    from llvfsr_plugin.utils.checkpoint import ZOO
+    demo = os.path.join(HERE, 'demo_data', 'celebahq_demo')
+    net, first = f'{ZOO}/LLVFSR_x8_celebahq256.pth', f'{ZOO}/Model1_x8_celebahq256.pth'
     runs = {'LR maps': LLVFSRRestorer(net, device='cpu', log=lambda *a: None),
             'first-pass maps': LLVFSRRestorer(net, device='cpu', log=lambda *a: None,
                                               extractors={p: ('facemesh', {'first_pass': first})

@@ -18,55 +18,43 @@ import os
 import sys
 
 import numpy as np
-import torch
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(HERE, 'datasets_prep'))
-from train_landmark_net import label_faces, xy_error  # noqa: E402
+from train_landmark_net import face_errors, label_faces  # noqa: E402
 
 from llvfsr_plugin.cli import int_at_least  # noqa: E402
 from llvfsr_plugin.prep.images import image_key, list_images  # noqa: E402
-from llvfsr_plugin.priors.extractors.landmark_extractors import LANDMARK_NET, load_landmark_net, lr_input  # noqa: E402
-from llvfsr_plugin.utils.stats import fmt_interval  # noqa: E402
+from llvfsr_plugin.priors.extractors.landmark_extractors import LANDMARK_NET, LandmarkNetRunner  # noqa: E402
+from llvfsr_plugin.utils.stats import fmt_interval, unpaired_bootstrap  # noqa: E402
 
 
-def bootstrap_mean_diff(a, b, n=10000, seed=0):
-    """Mean of a minus mean of b and a 95 % percentile bootstrap interval, faces resampled within each group."""
-    rng = np.random.default_rng(seed)
-    da = a[rng.integers(len(a), size=(n, len(a)))].mean(1)
-    db = b[rng.integers(len(b), size=(n, len(b)))].mean(1)
-    lo, hi = np.percentile(da - db, [2.5, 97.5])
-    return {'mean': float(a.mean() - b.mean()), 'lo': float(lo), 'hi': float(hi)}
-
-
-@torch.no_grad()
 def errors(net, faces, scale):
+    """Per-face errors of the faces FaceMesh could label."""
     keep = faces['found'].astype(bool)
-    x = torch.stack([lr_input(lr, net.input_size) for lr in faces[f'lr_x{scale}'][keep]])
-    pred = torch.cat([net(x[i:i + 256]) for i in range(0, len(x), 256)])
-    return xy_error(pred, torch.from_numpy(faces['landmarks'][keep])).numpy()
+    return face_errors(net, faces[f'lr_x{scale}'][keep], faces['landmarks'][keep], net.input_size).numpy()
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--hr-dir', required=True, help='the folder of faces LandmarkNet was trained on (in part)')
     ap.add_argument('--val-dir', default=None, help='faces it never trained on')
-    ap.add_argument('--weights', default=LANDMARK_NET)
+    ap.add_argument('--weights', default=None, help=f'LandmarkNet weights (default: the shipped {LANDMARK_NET})')
     ap.add_argument('--faces', type=int_at_least(1), default=300, help='faces per group (the first by key)')
     ap.add_argument('--scales', type=int, nargs='+', default=[8, 16])
     ap.add_argument('--cache', default=None, help='npz of the labels (FaceMesh on the HR faces)')
     ap.add_argument('--out', default=None, help='JSON of the per-face errors and the differences')
     args = ap.parse_args(argv)
 
-    ckpt = torch.load(args.weights, map_location='cpu', weights_only=True)
-    net = load_landmark_net(args.weights).eval()
-    unseen_keys = set(ckpt['meta']['excluded_keys'])
+    runner = LandmarkNetRunner.get(args.weights, 'cpu')
+    net = runner.net.eval()
     paths = sorted(list_images(args.hr_dir), key=image_key)
-    groups = {'seen': [p for p in paths if image_key(p) not in unseen_keys][:args.faces],
-              'unseen': [p for p in paths if image_key(p) in unseen_keys][:args.faces]}
+    seen = set(runner.possibly_seen([image_key(p) for p in paths]))  # the extractors' own test of "seen"
+    groups = {'seen': [p for p in paths if image_key(p) in seen][:args.faces],
+              'unseen': [p for p in paths if image_key(p) not in seen][:args.faces]}
     if args.val_dir:
         groups['val'] = sorted(list_images(args.val_dir), key=image_key)[:args.faces]
-    result = {'weights': os.path.abspath(args.weights), 'groups': {}, 'seen_minus': {}}
+    result = {'weights': os.path.abspath(args.weights or LANDMARK_NET), 'groups': {}, 'seen_minus': {}}
     for name, group in list(groups.items()):
         if not group:
             print(f'[seen] no {name} faces in {args.val_dir if name == "val" else args.hr_dir}; that group is left out')
@@ -76,11 +64,11 @@ def main(argv=None):
         result['groups'][name] = {'faces': int(faces['found'].sum()), 'of': len(group),
                                   **{f'x{s}': errors(net, faces, s).tolist() for s in args.scales}}
     for s in args.scales if 'seen' in groups else ():
-        seen = np.array(result['groups']['seen'][f'x{s}'])
-        line = [f'x{s}: seen {seen.mean():.3f} px']
+        seen_err = np.array(result['groups']['seen'][f'x{s}'])
+        line = [f'x{s}: seen {seen_err.mean():.3f} px']
         for other in [g for g in groups if g != 'seen']:
             err = np.array(result['groups'][other][f'x{s}'])
-            diff = bootstrap_mean_diff(seen, err)
+            diff = unpaired_bootstrap(seen_err, err)
             result['seen_minus'][f'{other}_x{s}'] = diff
             line.append(f'{other} {err.mean():.3f} px (seen - {other} {fmt_interval(diff)})')
         print(', '.join(line))

@@ -126,13 +126,16 @@ def batches(faces, scales, size, batch, rng, perm=None):
 
 
 @torch.no_grad()
+def face_errors(net, lrs, landmarks, size):
+    """Per-face x-y error (pixels at HR_SIZE) of the net's landmarks from LR faces `lrs` against `landmarks`."""
+    x = torch.stack([lr_input(lr, size) for lr in lrs])
+    pred = torch.cat([net(x[i:i + 256]) for i in range(0, len(x), 256)])
+    return xy_error(pred, torch.from_numpy(landmarks))
+
+
 def holdout_error(net, faces, scales, size):
     net.eval()
-    out = {}
-    for s in scales:
-        x = torch.stack([lr_input(lr, size) for lr in faces[f'lr_x{s}']])
-        pred = torch.cat([net(x[i:i + 256]) for i in range(0, len(x), 256)])
-        out[f'x{s}'] = float(xy_error(pred, torch.from_numpy(faces['landmarks'])).mean())
+    out = {f'x{s}': float(face_errors(net, faces[f'lr_x{s}'], faces['landmarks'], size).mean()) for s in scales}
     net.train()
     return out
 

@@ -40,7 +40,7 @@ from llvfsr_plugin.priors.cli_args import extractor_help, parse_kv
 from llvfsr_plugin.priors.contract import PRIORS
 from llvfsr_plugin.priors.extractors.text_extractors import read_text_file
 from llvfsr_plugin.restorer import LLVFSRRestorer
-from llvfsr_plugin.utils.checkpoint import default_model
+from llvfsr_plugin.utils.checkpoint import DEFAULT_MODEL, default_model
 from llvfsr_plugin.utils.vis import imwrite_rgb, make_grid
 
 
@@ -51,7 +51,7 @@ def build_parser():
     ap.add_argument('-o', '--out', required=True, help='output folder (not the input folder nor inside it)')
     ap.add_argument('--model', '--ckpt', dest='model', default=None,
                     help='checkpoint (default: path.pretrain_network_g of -opt, else the released x8 model, '
-                    'experiments/pretrained_models/LLVFSR_tail_lm_x8_celebahq256.pth)')
+                    f'experiments/pretrained_models/{os.path.basename(DEFAULT_MODEL)})')
     ap.add_argument('-opt', default=None, help='option YAML with network_g: only for checkpoints of earlier versions')
     ap.add_argument('--param-key', default='params', help='params | params_ema')
     ap.add_argument('--aligned', action='store_true', help='inputs are aligned face crops (LR, or larger: downscaled)')

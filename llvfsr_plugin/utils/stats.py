@@ -23,6 +23,26 @@ def paired_bootstrap(a, b, n_boot=10000, ci=0.95, seed=0):
             'better': float((d > 0).mean())}
 
 
+def unpaired_bootstrap(a, b, n_boot=10000, ci=0.95, seed=0):
+    """Mean of a minus mean of b for two groups of different faces, and its percentile bootstrap interval
+    (faces resampled within each group).
+
+    Args:
+        a, b (sequence of float): per-face scores of two groups (any lengths, non-empty).
+        n_boot (int): bootstrap resamples.  ci (float): interval coverage.  seed (int): resampling seed.
+    Returns:
+        dict: mean, lo, hi (the interval).
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim != 1 or b.ndim != 1 or not len(a) or not len(b):
+        raise ValueError(f'unpaired_bootstrap: need two non-empty score lists, got {a.shape} and {b.shape}')
+    rng = np.random.default_rng(seed)
+    da = a[rng.integers(len(a), size=(n_boot, len(a)))].mean(1)
+    db = b[rng.integers(len(b), size=(n_boot, len(b)))].mean(1)
+    lo, hi = np.quantile(da - db, [(1 - ci) / 2, 1 - (1 - ci) / 2])
+    return {'mean': float(a.mean() - b.mean()), 'lo': float(lo), 'hi': float(hi)}
+
+
 def fmt_interval(d, digits=3):
     """'+0.030 [+0.018, +0.041]': a difference's mean and interval (a paired_bootstrap result) as printed in
     the tables."""

@@ -31,3 +31,15 @@ def test_seed_interval_covers_the_true_mean_95_percent_of_the_time():
     assert r['hi'] - r['mean'] == pytest.approx(4.302653 * 0.1 / np.sqrt(3), abs=1e-6)
     with pytest.raises(ValueError, match='two seeds or more'):
         seed_interval([0.1])
+
+
+def test_unpaired_bootstrap_finds_a_shift_between_groups_of_other_sizes():
+    from llvfsr_plugin.utils.stats import unpaired_bootstrap
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(1.0, 0.5, 300), rng.normal(0.8, 0.5, 200)
+    d = unpaired_bootstrap(a, b)
+    assert d['lo'] < d['mean'] < d['hi'] and d['lo'] > 0 and abs(d['mean'] - (a.mean() - b.mean())) < 1e-12
+    same = unpaired_bootstrap(a, a[::-1].copy())
+    assert same['lo'] < 0 < same['hi']
+    with pytest.raises(ValueError, match='non-empty'):
+        unpaired_bootstrap(a, [])

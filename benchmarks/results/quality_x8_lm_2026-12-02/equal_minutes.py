@@ -5,8 +5,14 @@
 Model 1's 3,600-iteration CPU minutes: the tail row 1.81 / 2.04 / 2.46 (x8, seeds 0-2, measured), Model 1 at
 5,400 1.5, SFT at 5,400 about 1.6 (its train step 1.09x Model 1's in wall minutes of x8_one_zero_3600), Model 1
 at 7,200 2.0: each longer run costs about as much as the tail row or less."""
+import os
+import sys
+
 from llvfsr_plugin.report import read_per_image
-from llvfsr_plugin.utils.stats import fmt_interval, paired_bootstrap
+from llvfsr_plugin.utils.stats import fmt_interval
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
+from pair_reports import pair  # noqa: E402
 
 RUNS = {8: ('x8_lm3600', '../quality_seeds_crn_2026-11-30/x8_one_zero_5400', 5400),
         16: ('../quality_x16_tail_2026-12-01/x16_fp3600', '../quality_x16_tail_2026-12-01/x16_7200', 7200)}
@@ -17,8 +23,6 @@ for scale, (mine, longer, iters) in RUNS.items():
         row = next(m for m in a if 'landmark-net' in m)
         b = read_per_image(f'{longer}/report{suf}/per_image.csv')
         for ref in (m for m in b if m != 'Bicubic'):
-            keys = sorted(a[row])
-            diffs = {met: paired_bootstrap([a[row][k][met] for k in keys], [b[ref][k][met] for k in keys])
-                     for met in ('psnr', 'face_psnr') if met in b[ref][keys[0]]}
+            diffs = pair(a[row], b[ref], ('psnr', 'face_psnr'))
             cells = [f'{met} {fmt_interval(d)}' for met, d in diffs.items()]
             print(f'x{scale} seed {seed}: landmark-net tail @3,600 - {ref} @{iters:,}: ' + ', '.join(cells))

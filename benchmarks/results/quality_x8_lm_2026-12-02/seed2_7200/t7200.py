@@ -1,7 +1,13 @@
 """Seed 2 of the x8 landmark-net tail and its Model 1 continued from 3,600 to 7,200 iterations (report_s2/, by
 x8lm7200.sh) against their 3,600-iteration report (../x8_lm3600/report_s2); python t7200.py > t7200.txt."""
+import os
+import sys
+
 from llvfsr_plugin.report import read_per_image
-from llvfsr_plugin.utils.stats import fmt_interval, paired_bootstrap
+from llvfsr_plugin.utils.stats import fmt_interval
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..'))
+from pair_reports import pair  # noqa: E402
 
 a = read_per_image('../x8_lm3600/report_s2/per_image.csv')
 b = read_per_image('report_s2/per_image.csv')
@@ -18,9 +24,7 @@ def m1(m):
 pairs = [('row@7200 - Model1@7200', b[row(b)], b[m1(b)]), ('row@7200 - row@3600', b[row(b)], a[row(a)]),
          ('Model1@7200 - Model1@3600', b[m1(b)], a[m1(a)]), ('row@3600 - Model1@7200', a[row(a)], b[m1(b)])]
 for name, x, y in pairs:
-    keys = sorted(x)
-    diffs = {met: paired_bootstrap([x[k][met] for k in keys], [y[k][met] for k in keys])
-             for met in ('psnr', 'face_psnr', 'id_dist')}
+    diffs = pair(x, y, ('psnr', 'face_psnr', 'id_dist'))
     cells = [f'{met} {fmt_interval(d, 4 if met == "id_dist" else 3)}' for met, d in diffs.items()]
     print(f'x8 seed 2, {name}: ' + ', '.join(cells))
 for n, m in (('Model 1', m1(b)), ('row', row(b))):
