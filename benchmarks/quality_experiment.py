@@ -42,7 +42,9 @@ from the same seed's Model 1 output (a first SR pass, `first_pass` of the FaceMe
 trained on the same train faces whose maps it draws) rather than from the bicubic LR face (llvfsr_tail_light_sr:
 the same maps for the light prior tail); row llvfsr_tail_light_lm the light prior tail with maps painted from
 the landmarks LandmarkNet predicts from the LR face (the `landmark-net` extractors, trained on faces this experiment
-does not use: refused otherwise); row llvfsr_sft_mean gets the mean face's maps for every face (does the
+does not use: refused otherwise), row llvfsr_tail_coarse_lm the same without the modulation after the tail's last
+x2 (`prior_tail_skip: 1`: the finest grid, where maps stored at half the output size say nothing new and the tail
+does most of its work); row llvfsr_sft_mean gets the mean face's maps for every face (does the
 network owe its gain to a face template?), row llvfsr_sft_shuffled another face's LR maps in training and
 validation (to what these maps say about this face?).
 Row model1_null is Model 1 trained again in other floating-point rounding (rescale_loss: the same run in exact
@@ -114,6 +116,9 @@ ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: ite
     'llvfsr_tail_light_lm': ('LLV-FSR, landmark-net priors, SFT prior tail, C/4 map features',
                              net(MD, prior_tail=True, prior_tail_dim=8, spatial='sft'), MD, 'LLVFSRModel',
                              {'maps': 'landmark-net', 'compare': 'llvfsr_tail_light_sr'}),
+    'llvfsr_tail_coarse_lm': ('LLV-FSR, landmark-net priors, SFT prior tail, C/4 map features, finest x2 unmodulated',
+                              net(MD, prior_tail=True, prior_tail_dim=8, prior_tail_skip=1, spatial='sft'), MD,
+                              'LLVFSRModel', {'maps': 'landmark-net', 'compare': 'llvfsr_tail_light_lm'}),
     'hg_model1': ('Model 1, hourglass', net([], **HOURGLASS), [], 'LLVFSRModel'),
     'llvfsr_hg': ('LLV-FSR, LR priors, hourglass', net(MD, **HOURGLASS), MD, 'LLVFSRModel',
                   {'reference': 'hg_model1'}),

@@ -447,6 +447,9 @@ class LLVFSRArch(nn.Module):
         prior_tail: body 'lr': SFT modulation from the map priors after each x2 of the tail (64, 128, 256).
         prior_tail_dim: channels of the map features in the prior tail (default: num_feat); fewer make the
             tail cheaper (its encoders run at up to HR size).
+        prior_tail_skip: the last this many x2 of the prior tail (the finest grids) go unmodulated. At 1 the
+            x8 tail modulates at 64 and 128, not at 256: maps stored at 128 (prior_size) say nothing new there,
+            and that grid holds three quarters of the tail's work.
         spatial / capa / desa: SegA / DepA ('gate' | 'sft'), CapA ('gate' | 'film'), DesA ('gather' |
             'query'); the first of each is the paper's reading.
         upsample: body 'lr': 'pixelshuffle' (features at LR size) or 'pre' (bicubic to HR size first).
@@ -474,6 +477,7 @@ class LLVFSRArch(nn.Module):
                  body='lr',
                  prior_tail=False,
                  prior_tail_dim=None,
+                 prior_tail_skip=0,
                  spatial='gate',
                  capa='gate',
                  desa='gather',
@@ -543,6 +547,10 @@ class LLVFSRArch(nn.Module):
         else:
             self.conv_after_body = nn.Conv2d(num_feat, num_feat, 3, padding=1)
         self.tail_steps = int(math.log2(scale)) if body == 'lr' and upsample == 'pixelshuffle' else 0
+        if not isinstance(prior_tail_skip, int) or not 0 <= prior_tail_skip < max(self.tail_steps, 1):
+            raise ValueError(f'LLVFSRArch: option `prior_tail_skip` must be a whole number from 0 to '
+                             f'{max(self.tail_steps - 1, 0)} (the tail has {self.tail_steps} x2 steps and at least '
+                             f'one keeps its modulation), got {prior_tail_skip!r}')
         if self.tail_steps:
             tail = []
             for _ in range(self.tail_steps):
@@ -550,8 +558,9 @@ class LLVFSRArch(nn.Module):
             self.upsampler = nn.Sequential(*tail)
         map_specs = [PRIORS[p] for p in self.priors if PRIORS[p].kind == 'map']
         with own_random_stream():
-            self.tail_mods = nn.ModuleList([TailModulation(num_feat, map_specs, num_classes, prior_tail_dim) for _ in
-                                            range(self.tail_steps)]) if prior_tail and map_specs else None
+            self.tail_mods = nn.ModuleList([TailModulation(num_feat, map_specs, num_classes, prior_tail_dim)
+                                            for _ in range(self.tail_steps - prior_tail_skip)
+                                            ]) if prior_tail and map_specs else None
         self.conv_last = nn.Conv2d(dims[0], num_out_ch, 3, padding=1)  # the reconstructor
         self.channels_last = channels_last
         if channels_last:  # load_state_dict copies into these params, keeping their layout
@@ -611,7 +620,7 @@ class LLVFSRArch(nn.Module):
                 if PRIORS[p].kind == 'map'} if self.tail_mods is not None else None
         for i in range(self.tail_steps):
             feat = self.upsampler[3 * i:3 * i + 3](feat)  # conv, PixelShuffle(2), LeakyReLU: one x2
-            if self.tail_mods is not None:
+            if self.tail_mods is not None and i < len(self.tail_mods):
                 feat = self.tail_mods[i](feat, maps)
         return self.conv_last(feat)
 

@@ -105,6 +105,25 @@ def test_arch_prior_tail_modulates_every_x2_of_the_tail():
     assert net(priors=[], prior_tail=True).tail_mods is None  # Model 1: no prior, nothing to modulate
 
 
+def test_arch_prior_tail_skip_leaves_the_finest_steps_unmodulated():
+    """`prior_tail_skip: 1`: the x8 tail modulates after its first two x2 only; the output keeps its size, the
+    weights outside the tail are those of the full tail, and a skip that leaves no modulation is refused."""
+    kw = dict(scale=8, priors=['mask', 'depth'], prior_tail=True, spatial='sft')
+    full, coarse = net(**kw), net(prior_tail_skip=1, **kw)
+    sizes = []
+    for t in coarse.tail_mods:
+        t.register_forward_hook(lambda mod, inp, out: sizes.append(tuple(out.shape[-2:])))
+    assert coarse(torch.rand(1, 3, 8, 8), fake_priors(1, ['mask', 'depth'])).shape == (1, 3, 64, 64)
+    assert sizes == [(16, 16), (32, 32)]
+    shapes = lambda m: {n: p.shape for n, p in m.named_parameters()}  # noqa: E731
+    assert shapes(coarse) == {n: s for n, s in shapes(full).items() if not n.startswith('tail_mods.2.')}
+    for bad in (3, -1, 1.0):
+        with pytest.raises(ValueError, match='`prior_tail_skip` must be a whole number from 0 to 2'):
+            net(prior_tail_skip=bad, **kw)
+    with pytest.raises(ValueError, match='from 0 to 0'):
+        net(body='hourglass', num_blocks=3, prior_tail_skip=1)
+
+
 def test_arch_prior_tail_dim_narrows_the_tail_map_features_only():
     """`prior_tail_dim`: the tail's map encoders give that many channels and its SFTs read them; the
     feature the tail modulates, and every module outside the tail, keep their widths."""
@@ -126,7 +145,8 @@ def test_arch_prior_tail_dim_narrows_the_tail_map_features_only():
 
 GEOMETRIES = [{}, {'body': 'hourglass', 'num_blocks': 3},
               {'prior_tail': True, 'spatial': 'sft', 'capa': 'film', 'desa': 'query'},
-              {'prior_tail': True, 'prior_tail_dim': 8, 'spatial': 'sft'}]
+              {'prior_tail': True, 'prior_tail_dim': 8, 'spatial': 'sft'},
+              {'prior_tail': True, 'prior_tail_dim': 8, 'prior_tail_skip': 1, 'spatial': 'sft'}]
 
 
 @pytest.mark.parametrize('kw', GEOMETRIES)
