@@ -2,6 +2,7 @@
 does, paints maps of the contract, is rebuilt from a store's meta, and is made by datasets_prep/
 train_landmark_net.py (faces of an excluded root left out, flips that mirror the mesh)."""
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -13,6 +14,7 @@ from llvfsr_plugin.prep.images import degrade, read_rgb
 from llvfsr_plugin.priors.contract import MASK_LABELS
 from llvfsr_plugin.priors.extractors import Sample, build_extractor
 from llvfsr_plugin.priors.extractors.landmark_extractors import (
+    LANDMARK_NET,
     LandmarkNet,
     LandmarkNetRunner,
     load_landmark_net,
@@ -60,6 +62,19 @@ def test_shipped_net_reads_unseen_lr_faces_better_than_the_mean_face(demo_landma
             err_mean.append(np.linalg.norm((mean - ref)[:, :2] * 256, axis=1).mean())
         assert np.mean(err) < 0.75 * np.mean(err_mean), (scale, np.mean(err), np.mean(err_mean))
     assert net.meta['holdout_px']['x16'] < net.meta['holdout_px_mean_face']
+
+
+def test_runner_meta_does_not_depend_on_how_the_first_caller_named_the_shipped_weights(tmp_path, monkeypatch):
+    """One runner per weights file: asked for the shipped file by path or by None, it is the same runner and its meta
+    names the shipped weights as None either way; another file is named by its absolute path."""
+    monkeypatch.setattr(LandmarkNetRunner, '_instances', {})  # a fresh cache; the other tests' runners come back after
+    by_path = LandmarkNetRunner.get(LANDMARK_NET, 'cpu')
+    assert LandmarkNetRunner.get(None, 'cpu') is by_path and by_path.meta()['weights'] is None
+    copy = tmp_path / 'copy.pth'
+    shutil.copy(LANDMARK_NET, copy)
+    other = LandmarkNetRunner.get(str(copy), 'cpu')
+    assert other is not by_path and other.meta()['weights'] == str(copy)
+    assert other.meta()['landmark_net'] == by_path.meta()['landmark_net']  # same bytes, same digest
 
 
 def test_landmark_net_maps_follow_the_contract_and_share_one_pass(demo_landmarks, monkeypatch):

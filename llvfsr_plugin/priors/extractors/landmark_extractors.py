@@ -128,7 +128,11 @@ class LandmarkNetRunner:
         return cls._instances[key]
 
     def __init__(self, weights=None, device=None):
-        self.weights, self.device = weights and os.path.abspath(weights), auto_device(device)  # the meta names it
+        # the meta names other weights by path and the shipped ones as None, however the caller spelt them: the
+        # instance is shared by everyone asking for the same file, so what it records must not depend on who came first
+        path = os.path.abspath(weights or LANDMARK_NET)
+        self.weights = None if path == os.path.abspath(LANDMARK_NET) else path
+        self.device = auto_device(device)
         self.net = load_landmark_net(weights).to(self.device)
         self.digest = file_sha256(weights or LANDMARK_NET)
         self._memo = FaceMemo(limit=512)
