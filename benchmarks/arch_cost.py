@@ -28,6 +28,8 @@ VARIANTS = [  # (row name, network options)
     ("LLV-FSR x8, prior_tail (SFT at 64, 128, 256)", dict(scale=8, prior_tail=True, spatial='sft')),
     ("LLV-FSR x8, prior_tail, prior_tail_dim 16 (C/4)",
      dict(scale=8, prior_tail=True, prior_tail_dim=16, spatial='sft')),
+    ("LLV-FSR x8, prior_tail at 64, 128 (prior_tail_skip 1), prior_tail_dim 16",
+     dict(scale=8, prior_tail=True, prior_tail_dim=16, prior_tail_skip=1, spatial='sft')),
     ("Model 1 x8, body 'hourglass'", dict(scale=8, body='hourglass', priors=[])),
 ]
 

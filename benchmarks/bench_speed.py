@@ -48,6 +48,8 @@ def nets(scale):
     yield 'LLV-FSR, LR body + prior tail', dict(type='LLVFSRArch', scale=scale, prior_tail=True, spatial='sft'), True
     yield 'LLV-FSR, LR body + prior tail, C/4 map features', dict(type='LLVFSRArch', scale=scale, prior_tail=True,
                                                                   prior_tail_dim=16, spatial='sft'), True
+    yield 'LLV-FSR, LR body + prior tail, C/4, finest x2 unmodulated', dict(
+        type='LLVFSRArch', scale=scale, prior_tail=True, prior_tail_dim=16, prior_tail_skip=1, spatial='sft'), True
     yield 'EDSR (16 blocks, 64 ch)', O.baseline_network_opt('EDSR', scale), False
     yield 'RCAN (10x20, 64 ch)', O.baseline_network_opt('RCAN', scale), False
     yield 'SwinIR (4x6, 60 ch)', O.baseline_network_opt('SwinIR', scale), False
