@@ -221,8 +221,9 @@ def build_tiny_root(tmp):
 def released_e2e(repeats, per_round=4):
     """ms/face of `LLVFSRRestorer.super_resolve` (maps, then the network) with the released x8 models: LLV-FSR
     (SFT in the LR body) on FaceMesh maps drawn from the LR face and from a first SR pass through the released
-    Model 1, and the default model (the light prior tail on LandmarkNet's maps). Rounds are interleaved and each
-    round takes new demo faces (the extractors cache by face); minimum over rounds."""
+    Model 1, the light prior tail on LandmarkNet's maps (2026-12-02) and the default model (the coarse prior tail on
+    the same maps). Rounds are interleaved and each round takes new demo faces (the extractors cache by face);
+    minimum over rounds."""
     import csv
 
     from llvfsr_plugin.prep.images import degrade, read_rgb
@@ -234,7 +235,9 @@ def released_e2e(repeats, per_round=4):
             'first-pass maps': LLVFSRRestorer(net, device='cpu', log=lambda *a: None,
                                               extractors={p: ('facemesh', {'first_pass': first})
                                                           for p in ('mask', 'depth')}),
-            'landmark-net tail (default)': LLVFSRRestorer(device='cpu', log=lambda *a: None)}
+            'landmark-net light tail': LLVFSRRestorer(f'{ZOO}/LLVFSR_tail_lm_x8_celebahq256.pth', device='cpu',
+                                                      log=lambda *a: None),
+            'landmark-net coarse tail (default)': LLVFSRRestorer(device='cpu', log=lambda *a: None)}
     rows = list(csv.DictReader(open(f'{demo}/index.csv')))[:(repeats + 1) * per_round]
     faces = [degrade(read_rgb(f"{demo}/{r['image']}", allow_resize_to=256), 8) for r in rows]
     ts = {n: [] for n in runs}
@@ -335,13 +338,12 @@ def render(res):
                  f"end-to-end inference {res['e2e_inference_ms_per_face']:.0f} ms/face, of which priors "
                  f"{res['e2e_priors_ms_per_face']:.0f} ms")
     e2e = res.get('e2e_released_x8_ms_per_face')
-    tail = e2e and e2e.get('landmark-net tail (default)')
+    tails = {k: v for k, v in (e2e or {}).items() if 'tail' in k}
     if e2e:
         lines.append(f"released x8 LLV-FSR end to end (FaceMesh maps + network, per face): LR maps "
                      f"{e2e['LR maps']:.0f} ms, first-pass maps (Model 1 first) {e2e['first-pass maps']:.0f} ms "
                      f"({e2e['first-pass maps'] / e2e['LR maps']:.2f}x)"
-                     + (f"; the default (light prior tail on landmark-net maps) {tail:.0f} ms "
-                        f"({tail / e2e['LR maps']:.2f}x)" if tail else ''))
+                     + ''.join(f"; {k} {v:.0f} ms ({v / e2e['LR maps']:.2f}x)" for k, v in tails.items()))
     return '\n'.join(lines)
 
 

@@ -39,7 +39,8 @@ for seed in (0, 1, 2):
     cpu = {row: json.load(open(f'x8_coarse/q_{row}{suf}_timing.json'))['cpu_minutes']
            for row in ('llvfsr_tail_coarse_lm', 'model1')}
     r = cpu['llvfsr_tail_coarse_lm'] / cpu['model1']
-    print(f'seed {seed}: CPU minutes coarse {cpu["llvfsr_tail_coarse_lm"]:.1f}, Model 1 {cpu["model1"]:.1f} (r = {r:.2f})')
+    print(f'seed {seed}: CPU minutes coarse {cpu["llvfsr_tail_coarse_lm"]:.1f}, Model 1 {cpu["model1"]:.1f} '
+          f'(r = {r:.2f})')
     a = read_per_image(f'x8_coarse/report{suf}/per_image.csv')
     coarse = a[next(m for m in a if 'finest' in m)]
     light = read_per_image(f'{LIGHT}/report{suf}/per_image.csv')
