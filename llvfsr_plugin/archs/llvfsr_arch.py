@@ -551,6 +551,9 @@ class LLVFSRArch(nn.Module):
             raise ValueError(f'LLVFSRArch: option `prior_tail_skip` must be a whole number from 0 to '
                              f'{max(self.tail_steps - 1, 0)} (the tail has {self.tail_steps} x2 steps and at least '
                              f'one keeps its modulation), got {prior_tail_skip!r}')
+        if prior_tail_skip and not prior_tail:
+            raise ValueError('LLVFSRArch: option `prior_tail_skip` leaves steps of the prior tail unmodulated and '
+                             'needs `prior_tail: true`')
         if self.tail_steps:
             tail = []
             for _ in range(self.tail_steps):

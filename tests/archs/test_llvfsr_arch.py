@@ -122,6 +122,8 @@ def test_arch_prior_tail_skip_leaves_the_finest_steps_unmodulated():
             net(prior_tail_skip=bad, **kw)
     with pytest.raises(ValueError, match='from 0 to 0'):
         net(body='hourglass', num_blocks=3, prior_tail_skip=1)
+    with pytest.raises(ValueError, match='needs `prior_tail: true`'):
+        net(scale=8, priors=['mask', 'depth'], prior_tail_skip=1)
 
 
 def test_arch_prior_tail_dim_narrows_the_tail_map_features_only():
