@@ -93,6 +93,7 @@ def net(priors, fusion='lvpfb', **kw):
 # body 'hourglass' at the experiment's size: L = 7 (x8: 256, 128, 64, neck 32), C = 64 on the neck (8 at 256)
 HOURGLASS = {'body': 'hourglass', 'num_blocks': 7, 'num_feat': 64, 'num_heads': 4, 'spatial': 'sft'}
 MD = ['mask', 'depth']
+LIGHT_TAIL = {'prior_tail': True, 'prior_tail_dim': 8, 'spatial': 'sft'}  # the light SFT prior tail, C/4 map features
 ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: iters, batch, hr_maps, first_pass,
     #         maps (mask / depth extractor), shuffled, reference, compare, loss_scale (rescale_loss))
     'model1': ('Model 1 (no priors)', net([]), [], 'LLVFSRModel'),
@@ -108,16 +109,16 @@ ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: ite
     'llvfsr_tail': ('LLV-FSR, LR priors, SFT prior tail', net(MD, prior_tail=True, spatial='sft'), MD, 'LLVFSRModel',
                     {'compare': 'llvfsr_sft'}),
     'llvfsr_tail_light': ('LLV-FSR, LR priors, SFT prior tail, C/4 map features',
-                          net(MD, prior_tail=True, prior_tail_dim=8, spatial='sft'), MD, 'LLVFSRModel',
+                          net(MD, **LIGHT_TAIL), MD, 'LLVFSRModel',
                           {'compare': 'llvfsr_tail'}),
     'llvfsr_tail_light_sr': ('LLV-FSR, first-pass priors, SFT prior tail, C/4 map features',
-                             net(MD, prior_tail=True, prior_tail_dim=8, spatial='sft'), MD, 'LLVFSRModel',
+                             net(MD, **LIGHT_TAIL), MD, 'LLVFSRModel',
                              {'first_pass': 'model1', 'compare': 'llvfsr_tail_light'}),
     'llvfsr_tail_light_lm': ('LLV-FSR, landmark-net priors, SFT prior tail, C/4 map features',
-                             net(MD, prior_tail=True, prior_tail_dim=8, spatial='sft'), MD, 'LLVFSRModel',
+                             net(MD, **LIGHT_TAIL), MD, 'LLVFSRModel',
                              {'maps': 'landmark-net', 'compare': 'llvfsr_tail_light_sr'}),
     'llvfsr_tail_coarse_lm': ('LLV-FSR, landmark-net priors, SFT prior tail, C/4 map features, finest x2 unmodulated',
-                              net(MD, prior_tail=True, prior_tail_dim=8, prior_tail_skip=1, spatial='sft'), MD,
+                              net(MD, prior_tail_skip=1, **LIGHT_TAIL), MD,
                               'LLVFSRModel', {'maps': 'landmark-net', 'compare': 'llvfsr_tail_light_lm'}),
     'hg_model1': ('Model 1, hourglass', net([], **HOURGLASS), [], 'LLVFSRModel'),
     'llvfsr_hg': ('LLV-FSR, LR priors, hourglass', net(MD, **HOURGLASS), MD, 'LLVFSRModel',

@@ -38,13 +38,12 @@ ZOO = 'experiments/pretrained_models'
 #     on them would learn to trust maps more than a new photo's deserve), for 3,600 iterations, as in the experiment.
 #   tail_coarse_lm: tail_lm without the modulation after the tail's last x2 (`prior_tail_skip: 1`), the row
 #     llvfsr_tail_coarse_lm: a train step 1.4x Model 1's instead of 2.4x.
+TAIL_LM = {'data': 'datasets/celebahq256_lm', 'net': {'prior_tail': True, 'prior_tail_dim': 8},
+           'iters': {8: 3600, 16: 3600}, 'save_every': 300}
 VARIANTS = {
     'sft': {'data': RELEASE_DATA, 'net': {}, 'iters': {8: 2000, 16: 2000}, 'save_every': 250},
-    'tail_lm': {'data': 'datasets/celebahq256_lm', 'net': {'prior_tail': True, 'prior_tail_dim': 8},
-                'iters': {8: 3600, 16: 3600}, 'save_every': 300},
-    'tail_coarse_lm': {'data': 'datasets/celebahq256_lm',
-                       'net': {'prior_tail': True, 'prior_tail_dim': 8, 'prior_tail_skip': 1},
-                       'iters': {8: 3600, 16: 3600}, 'save_every': 300},
+    'tail_lm': TAIL_LM,
+    'tail_coarse_lm': dict(TAIL_LM, net=dict(TAIL_LM['net'], prior_tail_skip=1)),
 }
 RELEASES = {  # name: (scale, priors, variant)
     'LLVFSR_x8_celebahq256': (8, RELEASE_PRIORS, 'sft'),

@@ -9,6 +9,9 @@ and 128, not at 256) at 3,600 iterations, per face on the same 100 val faces and
   trained beside each other in x8_coarse; the SFT body's step is 1.09x Model 1's, x8_one_zero_3600). The
   interpolation assumes steady progress between 3,600 and 5,400 (Model 1 gains ~0.1 dB over them); the two
   measured ends bracket it.
+Then x16 (x16_coarse/): the row against the light tail and Model 1 of the same seed in
+../quality_x16_tail_2026-12-01/x16_fp3600 (trained on the previous machine: Model 1 was not retrained here, so the
+pairs also carry the two machines' rounding, about 0.01 dB at x8).
   python coarse_vs.py > coarse_vs.txt"""
 import json
 import os
@@ -21,6 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 from pair_reports import pair  # noqa: E402
 
 LIGHT = '../quality_x8_lm_2026-12-02/x8_lm3600'
+X16 = '../quality_x16_tail_2026-12-01/x16_fp3600'
 BODY = '../quality_seeds_crn_2026-11-30/x8_one_zero_{}'
 SFT_STEP = 1.09
 METRICS = ('psnr', 'face_psnr', 'id_dist')
@@ -53,3 +57,12 @@ for seed in (0, 1, 2):
         w = (iters - 3600) / 1800
         line(f'coarse @3,600 - {ref} interpolated @{iters:,.0f} (equal minutes)', coarse,
              interpolate(ends[3600][ref], ends[5400][ref], w))
+
+for seed in (0, 1, 2):
+    suf = '' if seed == 0 else f'_s{seed}'
+    a = read_per_image(f'x16_coarse/report{suf}/per_image.csv')
+    coarse = a[next(m for m in a if 'finest' in m)]
+    b = read_per_image(f'{X16}/report{suf}/per_image.csv')
+    print(f'x16 seed {seed}:')
+    for ref in ('LLV-FSR, landmark-net priors, SFT prior tail, C/4 map features', 'Model 1 (no priors)', 'Bicubic'):
+        line(f'coarse @3,600 - {ref} @3,600', coarse, b[ref])
