@@ -126,6 +126,35 @@ def test_arch_prior_tail_skip_leaves_the_finest_steps_unmodulated():
         net(scale=8, priors=['mask', 'depth'], prior_tail_skip=1)
 
 
+def test_arch_fusion_none_puts_the_maps_in_the_tail_alone():
+    """`fusion: none`: the body is Model 1's (no LVPFB, no body encoders; same weights and output under one seed at
+    initialisation), the maps act only through the prior tail and reach it after one step; without a prior tail,
+    or with text priors that no tail reads, it is refused."""
+    kw = dict(scale=8, prior_tail=True, prior_tail_dim=8, prior_tail_skip=1, spatial='sft')
+    torch.manual_seed(5)
+    model1 = net(scale=8, priors=[])
+    torch.manual_seed(5)
+    m = net(priors=['mask', 'depth'], fusion='none', **kw)
+    assert m.fusions is None and {n.split('.')[0] for n, _ in m.named_parameters()} == {
+        n.split('.')[0] for n, _ in model1.named_parameters()} | {'tail_mods'}
+    full_state = m.state_dict()
+    assert all(torch.equal(v, full_state[k]) for k, v in model1.state_dict().items())
+    lq, pri_a, pri_b = torch.rand(2, 3, 8, 8), fake_priors(seed=1), fake_priors(seed=2)
+    with torch.no_grad():
+        assert torch.equal(m(lq, pri_a), model1(lq))
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    (m(lq, pri_a) - torch.rand(2, 3, 64, 64)).abs().mean().backward()
+    assert all(p.grad is not None for p in m.tail_mods.parameters())
+    opt.step()
+    with torch.no_grad():
+        assert not torch.allclose(m(lq, pri_a), m(lq, pri_b))
+    with pytest.raises(ValueError, match='`fusion: none` leaves the body without priors'):
+        net(scale=8, priors=['mask', 'depth'], fusion='none')
+    with pytest.raises(ValueError, match="map priors only .*got priors \\['caption', 'mask'\\]"):
+        net(priors=['caption', 'mask'], fusion='none', **kw)
+    assert net(scale=8, priors=[], fusion='none').fusions is None  # no prior at all: Model 1 whatever the fusion
+
+
 def test_arch_prior_tail_dim_narrows_the_tail_map_features_only():
     """`prior_tail_dim`: the tail's map encoders give that many channels and its SFTs read them; the
     feature the tail modulates, and every module outside the tail, keep their widths."""
