@@ -30,6 +30,9 @@ VARIANTS = [  # (row name, network options)
      dict(scale=8, prior_tail=True, prior_tail_dim=16, spatial='sft')),
     ("LLV-FSR x8, prior_tail at 64, 128 (prior_tail_skip 1), prior_tail_dim 16",
      dict(scale=8, prior_tail=True, prior_tail_dim=16, prior_tail_skip=1, spatial='sft')),
+    ("Model 1 x8 + that prior tail (fusion none: mask and depth in the tail only)",
+     dict(scale=8, priors=['mask', 'depth'], fusion='none', prior_tail=True, prior_tail_dim=16, prior_tail_skip=1,
+          spatial='sft')),
     ("Model 1 x8, body 'hourglass'", dict(scale=8, body='hourglass', priors=[])),
 ]
 
