@@ -1,0 +1,102 @@
+"""Where the landmark-net maps are fused, x8, 3,600 iterations, per face on the same 100 val faces and seed:
+- tail only: row llvfsr_tailonly_coarse_lm, the coarse prior tail (modulation at 64 and 128) on Model 1's body
+  (`fusion: none`: no LVPFB on the LR grid);
+- body only: row llvfsr_sft_lm, the LR body's SFT SegA/DepA (an LVPFB in each of the L stages), no prior tail;
+- both: row llvfsr_tail_coarse_lm (the default file's network), committed in ../quality_x8_coarse_2026-12-02/.
+Each row against the committed runs of the previous machine (../quality_x8_coarse_2026-12-02/x8_coarse: both, and
+Model 1, seeds 0-2) and, where trained here beside it (x8_site: both and Model 1 at seed 2), the same-machine pair;
+the same row on both machines gives that pair's rounding floor. Then at equal CPU minutes, as coarse_vs.py does:
+each face's Model 1 / LR-map SFT body score interpolated linearly between the committed 3,600- and 5,400-iteration
+runs (../quality_seeds_crn_2026-11-30/x8_one_zero_*) to the iterations the row's minutes buy, 3,600 x r for Model
+1 and 3,600 x r / 1.09 for the SFT body, r = the row's CPU minutes over Model 1's, both measured here (one thread
+per run, two runs beside each other).
+  python site_vs.py > site_vs.txt"""
+import json
+import os
+import sys
+from statistics import mean
+
+from llvfsr_plugin.report import read_per_image
+from llvfsr_plugin.utils.stats import fmt_interval
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
+from pair_reports import pair  # noqa: E402
+
+HERE = 'x8_site'
+COARSE = '../quality_x8_coarse_2026-12-02/x8_coarse'
+BODY = '../quality_seeds_crn_2026-11-30/x8_one_zero_{}'
+SFT_STEP = 1.09
+METRICS = ('psnr', 'face_psnr', 'id_dist')
+ROWS = {  # short name: (row, label)
+    'tail only': ('llvfsr_tailonly_coarse_lm',
+                  'LLV-FSR, landmark-net priors in the coarse prior tail only, no body fusion'),
+    'body only': ('llvfsr_sft_lm', 'LLV-FSR, landmark-net priors, SFT SegA/DepA'),
+    'both': ('llvfsr_tail_coarse_lm',
+             'LLV-FSR, landmark-net priors, SFT prior tail, C/4 map features, finest x2 unmodulated'),
+    'Model 1': ('model1', 'Model 1 (no priors)')}
+LR_SFT = 'LLV-FSR, LR priors, SFT SegA/DepA'
+
+
+def suffix(seed):
+    return '' if seed == 0 else f'_s{seed}'
+
+
+def scores(run_dir, seed, name):
+    """Per-face scores of one row of one seed, or None where that run was not trained there."""
+    row, label = ROWS[name]
+    if not os.path.isfile(f'{run_dir}/q_{row}{suffix(seed)}_timing.json'):
+        return None
+    return read_per_image(f'{run_dir}/report{suffix(seed)}/per_image.csv')[label]
+
+
+def cpu(seed, name):
+    path = f'{HERE}/q_{ROWS[name][0]}{suffix(seed)}_timing.json'
+    return json.load(open(path))['cpu_minutes'] if os.path.isfile(path) else None
+
+
+def line(label, a, b):
+    print(f'  {label}: ' + ', '.join(f'{met} {fmt_interval(d)}' for met, d in pair(a, b, METRICS).items()))
+
+
+def interpolate(lo, hi, w):
+    return {k: {m: (1 - w) * lo[k][m] + w * hi[k][m] for m in METRICS} for k in lo}
+
+
+model1_cpu = [c for c in (cpu(s, 'Model 1') for s in (0, 1, 2)) if c]
+print(f'CPU minutes of Model 1 here: {", ".join(f"{c:.1f}" for c in model1_cpu)}; r = a row\'s CPU minutes over '
+      'the same seed\'s Model 1 here where it ran, else over their mean')
+for seed in (0, 1, 2):
+    m1_cpu = cpu(seed, 'Model 1') or mean(model1_cpu)
+    ends = {it: read_per_image(f'{BODY.format(it)}/report{suffix(seed)}/per_image.csv') for it in (3600, 5400)}
+    print(f'seed {seed}:')
+    for name in ('tail only', 'body only', 'both'):
+        own = scores(HERE, seed, name)
+        if own is None:
+            continue
+        r = cpu(seed, name) / m1_cpu
+        print(f' {name}: CPU minutes {cpu(seed, name):.1f}, r = {r:.2f}')
+        for ref in ('both', 'Model 1'):
+            if ref != name:
+                line(f'{name} - {ref} (previous machine)', own, scores(COARSE, seed, ref))
+            here = scores(HERE, seed, ref)
+            if here is not None and ref != name:
+                line(f'{name} - {ref} (here)', own, here)
+        if name != 'both':
+            other = 'body only' if name == 'tail only' else 'tail only'
+            if scores(HERE, seed, other) is not None:
+                line(f'{name} - {other}', own, scores(HERE, seed, other))
+        for ref, step in (('Model 1 (no priors)', 1.0), (LR_SFT, SFT_STEP)):
+            iters = 3600 * r / step
+            line(f'{name} @3,600 - {ref} interpolated @{iters:,.0f} (equal minutes)', own,
+                 interpolate(ends[3600][ref], ends[5400][ref], (iters - 3600) / 1800))
+    for name in ('both', 'Model 1'):
+        here = scores(HERE, seed, name)
+        if here is not None:
+            line(f'rounding floor: {name} here - {name} previous machine', here, scores(COARSE, seed, name))
+print('own maps minus blank / another face\'s maps (PSNR, --sensitivity):')
+for seed in (0, 1, 2):
+    for name in ('tail only', 'body only', 'both'):
+        path = f'{HERE}/q_{ROWS[name][0]}{suffix(seed)}_sensitivity.json'
+        if os.path.isfile(path):
+            d = json.load(open(path))['own_minus']
+            print(f'  seed {seed}, {name}: ' + ', '.join(f'{k} {fmt_interval(v)}' for k, v in d.items()))
