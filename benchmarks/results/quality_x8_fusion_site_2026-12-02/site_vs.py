@@ -81,10 +81,8 @@ for seed in (0, 1, 2):
             here = scores(HERE, seed, ref)
             if here is not None and ref != name:
                 line(f'{name} - {ref} (here)', own, here)
-        if name != 'both':
-            other = 'body only' if name == 'tail only' else 'tail only'
-            if scores(HERE, seed, other) is not None:
-                line(f'{name} - {other}', own, scores(HERE, seed, other))
+        if name == 'body only' and scores(HERE, seed, 'tail only') is not None:
+            line('body only - tail only', own, scores(HERE, seed, 'tail only'))
         for ref, step in (('Model 1 (no priors)', 1.0), (LR_SFT, SFT_STEP)):
             iters = 3600 * r / step
             line(f'{name} @3,600 - {ref} interpolated @{iters:,.0f} (equal minutes)', own,
