@@ -64,6 +64,17 @@ def pair(a, b, metrics=None):
     return out
 
 
+def pair_line(label, a, b, metrics):
+    """One line '  <label>: <metric> <A - B with interval>, ...' of `pair` (the results scripts print these)."""
+    return f'  {label}: ' + ', '.join(f'{m} {fmt_interval(d)}' for m, d in pair(a, b, metrics).items())
+
+
+def interpolate(lo, hi, w, metrics):
+    """Each face's scores a fraction w of the way from `lo` to `hi` (two runs of one row, fewer and more iterations):
+    a point estimate of that row trained in between, assuming steady progress between the two."""
+    return {k: {m: (1 - w) * lo[k][m] + w * hi[k][m] for m in metrics} for k in lo}
+
+
 def fallback_flags(store):
     """{key: True if the record is the extractor's fallback (no face found: the mean prior), else False} of a
     prior store."""

@@ -13,7 +13,7 @@ from llvfsr_plugin.priors.store import PriorWriter
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(HERE, 'benchmarks'))
-from pair_reports import fallback_flags, pair, pair_by_fallback, read_method  # noqa: E402
+from pair_reports import fallback_flags, interpolate, pair, pair_by_fallback, pair_line, read_method  # noqa: E402
 
 
 def write_report(path, rows):
@@ -53,6 +53,17 @@ def test_pair_of_a_reproduced_run_is_zero_on_every_face(reports):
     a, b = reports
     d = pair(read_method(a, 'Row'), read_method(b, 'Copy'), ['psnr'])
     assert list(d) == ['psnr'] and d['psnr']['max_abs'] == 0.0 and d['psnr']['mean'] == 0.0
+
+
+def test_interpolate_and_pair_line_give_the_equal_minutes_comparison(reports):
+    """A row's scores a fraction of the way between two runs, face by face; paired with the first run it differs by
+    that fraction of the two runs' difference (the results scripts' equal-minutes line)."""
+    a, b = reports
+    lo, hi = read_method(b, 'Row'), read_method(a, 'Row')  # hi = lo + 0.5 dB PSNR on every face
+    mid = interpolate(lo, hi, 0.4, ['psnr'])
+    assert set(mid) == set(lo) and all(mid[k]['psnr'] == pytest.approx(lo[k]['psnr'] + 0.2) for k in lo)
+    assert pair_line('row - lo', mid, lo, ['psnr']) == '  row - lo: psnr +0.200 [+0.200, +0.200]'
+    assert interpolate(lo, hi, 0.0, ['psnr', 'face_psnr']) == lo
 
 
 def test_pair_refuses_what_it_cannot_pair(reports, tmp_path):

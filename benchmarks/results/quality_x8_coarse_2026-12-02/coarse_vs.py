@@ -18,10 +18,9 @@ import os
 import sys
 
 from llvfsr_plugin.report import read_per_image
-from llvfsr_plugin.utils.stats import fmt_interval
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
-from pair_reports import pair  # noqa: E402
+from pair_reports import interpolate, pair_line  # noqa: E402
 
 LIGHT = '../quality_x8_lm_2026-12-02/x8_lm3600'
 X16 = '../quality_x16_tail_2026-12-01/x16_fp3600'
@@ -31,11 +30,7 @@ METRICS = ('psnr', 'face_psnr', 'id_dist')
 
 
 def line(label, a, b):
-    print(f'  {label}: ' + ', '.join(f'{met} {fmt_interval(d)}' for met, d in pair(a, b, METRICS).items()))
-
-
-def interpolate(lo, hi, w):
-    return {k: {m: (1 - w) * lo[k][m] + w * hi[k][m] for m in METRICS} for k in lo}
+    print(pair_line(label, a, b, METRICS))
 
 
 for seed in (0, 1, 2):
@@ -56,7 +51,7 @@ for seed in (0, 1, 2):
         iters = 3600 * r / step
         w = (iters - 3600) / 1800
         line(f'coarse @3,600 - {ref} interpolated @{iters:,.0f} (equal minutes)', coarse,
-             interpolate(ends[3600][ref], ends[5400][ref], w))
+             interpolate(ends[3600][ref], ends[5400][ref], w, METRICS))
 
 for seed in (0, 1, 2):
     suf = '' if seed == 0 else f'_s{seed}'

@@ -20,7 +20,7 @@ from llvfsr_plugin.report import read_per_image
 from llvfsr_plugin.utils.stats import fmt_interval
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
-from pair_reports import pair  # noqa: E402
+from pair_reports import interpolate, pair_line  # noqa: E402
 
 HERE = 'x8_site'
 COARSE = '../quality_x8_coarse_2026-12-02/x8_coarse'
@@ -55,11 +55,7 @@ def cpu(seed, name):
 
 
 def line(label, a, b):
-    print(f'  {label}: ' + ', '.join(f'{met} {fmt_interval(d)}' for met, d in pair(a, b, METRICS).items()))
-
-
-def interpolate(lo, hi, w):
-    return {k: {m: (1 - w) * lo[k][m] + w * hi[k][m] for m in METRICS} for k in lo}
+    print(pair_line(label, a, b, METRICS))
 
 
 model1_cpu = [c for c in (cpu(s, 'Model 1') for s in (0, 1, 2)) if c]
@@ -86,7 +82,7 @@ for seed in (0, 1, 2):
         for ref, step in (('Model 1 (no priors)', 1.0), (LR_SFT, SFT_STEP)):
             iters = 3600 * r / step
             line(f'{name} @3,600 - {ref} interpolated @{iters:,.0f} (equal minutes)', own,
-                 interpolate(ends[3600][ref], ends[5400][ref], (iters - 3600) / 1800))
+                 interpolate(ends[3600][ref], ends[5400][ref], (iters - 3600) / 1800, METRICS))
     for name in ('both', 'Model 1'):
         here = scores(HERE, seed, name)
         if here is not None:
