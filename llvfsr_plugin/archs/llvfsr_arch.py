@@ -515,13 +515,13 @@ class LLVFSRArch(nn.Module):
                 raise ValueError(f'LLVFSRArch: num_feat ({num_feat}) must be divisible by num_heads ({num_heads})'
                                  + (f' on every level of the hourglass (channels {dims}, heads {heads})' if k else ''))
         self.priors = canonical(priors)  # the contract's order: option files may list priors in any order
-        if fusion == 'none' and self.priors and (not prior_tail or body != 'lr' or upsample != 'pixelshuffle' or any(
-                PRIORS[p].kind != 'map' for p in self.priors)):
+        if fusion == 'none' and self.priors and (not prior_tail or upsample != 'pixelshuffle' or any(
+                PRIORS[p].kind != 'map' for p in self.priors)):  # (body hourglass takes no prior tail: refused above)
             raise ValueError(f'LLVFSRArch: option `fusion: none` leaves the body without priors; they then act only '
-                             f'in the prior tail, which needs `prior_tail: true`, body lr, upsample pixelshuffle and '
-                             f'map priors only (mask, depth); got priors {list(self.priors)}, prior_tail {prior_tail}, '
-                             f'body {body!r}, upsample {upsample!r}')
-        body_priors = self.priors if fusion != 'none' else ()  # the priors the body's stages fuse
+                             f'in the prior tail, which needs `prior_tail: true`, upsample pixelshuffle and map '
+                             f'priors only (mask, depth); got priors {list(self.priors)}, prior_tail {prior_tail}, '
+                             f'upsample {upsample!r}')
+        self.body_priors = self.priors if fusion != 'none' else ()  # the priors the body's stages encode and fuse
         self.scale, self.upsample, self.fusion, self.body = scale, upsample, fusion, body
         self.text_dim, self.num_classes, self.prior_size = text_dim, num_classes, prior_size
         # stage i works on level stage_level[i]: 0..k-1 down, k the neck, k-1..0 up (all 0 for body 'lr')
@@ -531,7 +531,7 @@ class LLVFSRArch(nn.Module):
         with own_random_stream():  # prior modules: the backbone draws what its Model 1 draws
             # prior encoders, shared by the fusion blocks of one level: <text>_proj (-> E_*), <map>_encoder
             # (-> F_*); the hourglass has one per level (<text>_projs, <map>_encoders)
-            for p in body_priors:
+            for p in self.body_priors:
                 s = PRIORS[p]
                 make = (lambda d: nn.Linear(text_dim, d)) if s.kind == 'text' else (
                     lambda d, s=s: ImageEncoder(s.in_channels(num_classes), d))
@@ -542,8 +542,8 @@ class LLVFSRArch(nn.Module):
                     setattr(self, name, make(num_feat))
             fusion_cls = LVPFB if fusion == 'lvpfb' else ConcatFusion
             variants = {'spatial': spatial, 'capa': capa, 'desa': desa}
-            self.fusions = nn.ModuleList([fusion_cls(dims[lv], body_priors, heads[lv], variants)
-                                          for lv in self.stage_level]) if body_priors else None
+            self.fusions = nn.ModuleList([fusion_cls(dims[lv], self.body_priors, heads[lv], variants)
+                                          for lv in self.stage_level]) if self.body_priors else None
         self.blocks = nn.ModuleList([BasicBlock(dims[lv], heads[lv], ffn_expansion, transformer_depth, transformer,
                                                 window_size) for lv in self.stage_level])
         if k:  # Restormer's resampling: conv + PixelUnshuffle (C -> 2C) / conv + PixelShuffle (C -> C/2)
@@ -589,7 +589,7 @@ class LLVFSRArch(nn.Module):
         """{symbol: encoded prior} for the stages of one level: E_* = (projected tokens, token mask) for text,
         F_* = the encoded map at that level's feature grid `size` for maps."""
         enc = {}
-        for p in self.priors if self.fusions is not None else ():  # fusion 'none': the body reads no prior
+        for p in self.body_priors:
             s = PRIORS[p]
             name = f'{p}_proj' if s.kind == 'text' else f'{p}_encoder'
             module = getattr(self, name + 's')[level] if self.levels else getattr(self, name)

@@ -11,6 +11,7 @@ runs (../quality_seeds_crn_2026-11-30/x8_one_zero_*) to the iterations the row's
 1 and 3,600 x r / 1.09 for the SFT body, r = the row's CPU minutes over Model 1's, both measured here (one thread
 per run, two runs beside each other).
   python site_vs.py > site_vs.txt"""
+import functools
 import json
 import os
 import sys
@@ -37,6 +38,9 @@ ROWS = {  # short name: (row, label)
 LR_SFT = 'LLV-FSR, LR priors, SFT SegA/DepA'
 
 
+report = functools.lru_cache(maxsize=None)(read_per_image)  # each per_image.csv read once, however many pairs use it
+
+
 def suffix(seed):
     return '' if seed == 0 else f'_s{seed}'
 
@@ -46,7 +50,7 @@ def scores(run_dir, seed, name):
     row, label = ROWS[name]
     if not os.path.isfile(f'{run_dir}/q_{row}{suffix(seed)}_timing.json'):
         return None
-    return read_per_image(f'{run_dir}/report{suffix(seed)}/per_image.csv')[label]
+    return report(f'{run_dir}/report{suffix(seed)}/per_image.csv')[label]
 
 
 def cpu(seed, name):
@@ -63,7 +67,7 @@ print(f'CPU minutes of Model 1 here: {", ".join(f"{c:.1f}" for c in model1_cpu)}
       'the same seed\'s Model 1 here where it ran, else over their mean')
 for seed in (0, 1, 2):
     m1_cpu = cpu(seed, 'Model 1') or mean(model1_cpu)
-    ends = {it: read_per_image(f'{BODY.format(it)}/report{suffix(seed)}/per_image.csv') for it in (3600, 5400)}
+    ends = {it: report(f'{BODY.format(it)}/report{suffix(seed)}/per_image.csv') for it in (3600, 5400)}
     print(f'seed {seed}:')
     for name in ('tail only', 'body only', 'both'):
         own = scores(HERE, seed, name)
