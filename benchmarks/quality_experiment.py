@@ -45,8 +45,9 @@ the landmarks LandmarkNet predicts from the LR face (the `landmark-net` extracto
 does not use: refused otherwise), row llvfsr_tail_coarse_lm the same without the modulation after the tail's last
 x2 (`prior_tail_skip: 1`: the finest grid, where maps stored at half the output size say nothing new and the tail
 does most of its work), row llvfsr_tailonly_coarse_lm that tail on Model 1's body (`fusion: none`: no LVPFB on the
-LR grid; do the body's fusions earn their minutes?) and row llvfsr_sft_lm the LR body's SFT fusion alone on those
-maps (no prior tail); row llvfsr_sft_mean gets the mean face's maps for every face
+LR grid; do the body's fusions earn their minutes?), row llvfsr_tailonly_lm the light tail (every x2 modulated) on
+Model 1's body (the same question at x16, where the finest modulation does some work) and row llvfsr_sft_lm the LR
+body's SFT fusion alone on those maps (no prior tail); row llvfsr_sft_mean gets the mean face's maps for every face
 (does the network owe its gain to a face template?), row llvfsr_sft_shuffled another face's LR maps in training
 and validation (to what these maps say about this face?).
 Row model1_null is Model 1 trained again in other floating-point rounding (rescale_loss: the same run in exact
@@ -127,6 +128,9 @@ ROWS = {  # name: (label, network_g, dataset priors, model_type[, overrides: ite
     'llvfsr_tailonly_coarse_lm': ('LLV-FSR, landmark-net priors in the coarse prior tail only, no body fusion',
                                   net(MD, 'none', prior_tail_skip=1, **LIGHT_TAIL), MD,
                                   'LLVFSRModel', {'maps': 'landmark-net', 'compare': 'llvfsr_tail_coarse_lm'}),
+    'llvfsr_tailonly_lm': ('LLV-FSR, landmark-net priors in the light prior tail only, no body fusion',
+                           net(MD, 'none', **LIGHT_TAIL), MD,
+                           'LLVFSRModel', {'maps': 'landmark-net', 'compare': 'llvfsr_tail_light_lm'}),
     'hg_model1': ('Model 1, hourglass', net([], **HOURGLASS), [], 'LLVFSRModel'),
     'llvfsr_hg': ('LLV-FSR, LR priors, hourglass', net(MD, **HOURGLASS), MD, 'LLVFSRModel',
                   {'reference': 'hg_model1'}),
