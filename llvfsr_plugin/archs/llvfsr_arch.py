@@ -445,7 +445,8 @@ class LLVFSRArch(nn.Module):
             the map priors act in the tail alone, Model 1 plus a prior tail).
         body: 'lr' (stages on the LR grid, PixelShuffle tail) or 'hourglass' (bicubic-upsampled face in,
             k = (L - 1) / 2 stages down, a neck, k up, skips between mirrored stages; a conv reconstructor).
-        prior_tail: body 'lr': SFT modulation from the map priors after each x2 of the tail (64, 128, 256).
+        prior_tail: body 'lr', upsample pixelshuffle: SFT modulation from the map priors after each x2 of the tail
+            (64, 128, 256 at x8).
         prior_tail_dim: channels of the map features in the prior tail (default: num_feat); fewer make the
             tail cheaper (its encoders run at up to HR size).
         prior_tail_skip: the last this many x2 of the prior tail (the finest grids) go unmodulated. At 1 the
@@ -559,6 +560,10 @@ class LLVFSRArch(nn.Module):
             raise ValueError(f'LLVFSRArch: option `prior_tail_skip` must be a whole number from 0 to '
                              f'{max(self.tail_steps - 1, 0)} (the tail has {self.tail_steps} x2 steps and at least '
                              f'one keeps its modulation), got {prior_tail_skip!r}')
+        if prior_tail and not self.tail_steps:  # (body hourglass: refused above)
+            raise ValueError('LLVFSRArch: option `prior_tail: true` modulates the x2 steps of the PixelShuffle tail; '
+                             '`upsample: pre` has no such tail (it upsamples before the body). Use upsample '
+                             'pixelshuffle, or prior_tail false')
         if prior_tail_skip and not prior_tail:
             raise ValueError('LLVFSRArch: option `prior_tail_skip` leaves steps of the prior tail unmodulated and '
                              'needs `prior_tail: true`')

@@ -103,6 +103,8 @@ def test_arch_prior_tail_modulates_every_x2_of_the_tail():
     m(torch.rand(1, 3, 8, 8), fake_priors(1, ['mask', 'depth']))
     assert sizes == [(16, 16), (32, 32), (64, 64)]
     assert net(priors=[], prior_tail=True).tail_mods is None  # Model 1: no prior, nothing to modulate
+    with pytest.raises(ValueError, match='`upsample: pre` has no such tail'):  # not a silently unmodulated network
+        net(scale=8, priors=['mask', 'depth'], prior_tail=True, upsample='pre')
 
 
 def test_arch_prior_tail_skip_leaves_the_finest_steps_unmodulated():
