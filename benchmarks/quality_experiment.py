@@ -362,6 +362,8 @@ def run_seed(args, root, scale, seed):
                                  seed=seed, threads=args.threads)
             json.dump(run, open(row_json, 'w'))
             stale(os.path.join(args.out, f'{name}_sensitivity.json'))  # measured the weights of fewer iterations
+        elif args.average_last <= 1 and not os.path.isdir(val_images(args.out, name)):
+            retest(args.out, name, test, env)  # finished earlier, its images deleted since
         if args.average_last > 1:  # the test run the report reads: the last checkpoint's or the averaged weights'
             test = evaluate_averaged(args.out, name, test, iters, args.average_last, env)
         tested = test['name']
@@ -513,9 +515,26 @@ def train_and_test(out, name, record, env, **fields):
                cpu_minutes=None if cpu_before is None else cpu_before + cpu)
     if before:
         run['continued_from'] = before['iters']
+    basicsr_test(out, name, env)
+    return run
+
+
+def basicsr_test(out, name, env):
+    """Test run `name` of `out` with its <name>_test.yml (images in results/<name>)."""
     subprocess.run([sys.executable, '-m', 'llvfsr_plugin', 'test', '-opt', f'{name}_test.yml'], cwd=out,
                    check=True, env=env, stdout=subprocess.DEVNULL)
-    return run
+
+
+def retest(out, name, test, env):
+    """Test again a run whose record says it finished but whose val images are gone (results/ deleted): from its
+    weights, or stop with what to do when they are gone too."""
+    ckpt = os.path.join(out, test['path']['pretrain_network_g'])
+    if not os.path.isfile(ckpt):
+        sys.exit(f'[quality] {name}: {os.path.join(out, name)}_timing.json records a finished run, but its test '
+                 f'images ({val_images(out, name)}) and weights ({ckpt}) are gone: delete that record to train the '
+                 'run again')
+    print(f'[quality] {name}: finished earlier, its test images are gone: testing {ckpt} again', flush=True)
+    basicsr_test(out, name, env)
 
 
 def children_cpu_seconds():

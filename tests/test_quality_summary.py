@@ -381,3 +381,26 @@ def test_landmark_net_row_needs_a_net_that_never_saw_the_experiments_faces(tmp_p
         prep_extractor_priors(tiny_root, str(tmp_path / 'refused'), 8, 64, 'landmark-net')
     assert not os.path.exists(str(tmp_path / 'refused' / 'data_landmark-net'))
     assert torch.equal(L.load_landmark_net(unsafe).shape_mean, net.shape_mean)
+
+
+def test_a_finished_run_whose_images_were_deleted_is_tested_again(tmp_path, tiny_root, monkeypatch):
+    # results/ deleted after a run finished: its record keeps it from training again, so its weights are tested
+    # again for the report; with the weights gone too, a one-line stop says which record to delete
+    import argparse
+
+    import quality_experiment
+    calls, trained = [], []
+    monkeypatch.setattr(quality_experiment, 'train_and_test', lambda out, name, *a, **kw: trained.append(name))
+    monkeypatch.setattr(quality_experiment.subprocess, 'run', lambda cmd, **kw: calls.append(cmd[3:]))
+    (tmp_path / 'q_model1_s1_timing.json').write_text(json.dumps({'row': 'model1', 'seed': 1, 'iters': 100,
+                                                                    'train_minutes': 1.0, 'cpu_minutes': 1.0}))
+    args = argparse.Namespace(rows=['model1'], iters=100, batch=4, prior_size=128, out=str(tmp_path), hr_size=128,
+                              gt_size=64, threads=1, sensitivity=False, report_metrics=['psnr'], average_last=1)
+    with pytest.raises(SystemExit, match='q_model1_s1_timing.json records a finished run, but its test images'):
+        quality_experiment.run_seed(args, tiny_root, 8, seed=1)
+    weights = tmp_path / 'experiments' / 'q_model1_s1' / 'models' / 'net_g_latest.pth'
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b'')
+    quality_experiment.run_seed(args, tiny_root, 8, seed=1)
+    assert trained == [] and calls[0] == ['test', '-opt', 'q_model1_s1_test.yml']
+    assert calls[-1][0] == '--hr'  # then the report, as for a run trained just now
