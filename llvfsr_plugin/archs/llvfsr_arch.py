@@ -516,12 +516,11 @@ class LLVFSRArch(nn.Module):
                 raise ValueError(f'LLVFSRArch: num_feat ({num_feat}) must be divisible by num_heads ({num_heads})'
                                  + (f' on every level of the hourglass (channels {dims}, heads {heads})' if k else ''))
         self.priors = canonical(priors)  # the contract's order: option files may list priors in any order
-        if fusion == 'none' and self.priors and (not prior_tail or upsample != 'pixelshuffle' or any(
-                PRIORS[p].kind != 'map' for p in self.priors)):  # (body hourglass takes no prior tail: refused above)
+        if fusion == 'none' and self.priors and (not prior_tail or any(PRIORS[p].kind != 'map' for p in self.priors)):
+            # (whether there is a tail to modulate: the prior_tail check below, for every fusion)
             raise ValueError(f'LLVFSRArch: option `fusion: none` leaves the body without priors; they then act only '
-                             f'in the prior tail, which needs `prior_tail: true`, upsample pixelshuffle and map '
-                             f'priors only (mask, depth); got priors {list(self.priors)}, prior_tail {prior_tail}, '
-                             f'upsample {upsample!r}')
+                             f'in the prior tail, which needs `prior_tail: true` and map priors only (mask, depth); '
+                             f'got priors {list(self.priors)}, prior_tail {prior_tail}')
         self.body_priors = self.priors if fusion != 'none' else ()  # the priors the body's stages encode and fuse
         self.scale, self.upsample, self.fusion, self.body = scale, upsample, fusion, body
         self.text_dim, self.num_classes, self.prior_size = text_dim, num_classes, prior_size
@@ -560,7 +559,7 @@ class LLVFSRArch(nn.Module):
             raise ValueError(f'LLVFSRArch: option `prior_tail_skip` must be a whole number from 0 to '
                              f'{max(self.tail_steps - 1, 0)} (the tail has {self.tail_steps} x2 steps and at least '
                              f'one keeps its modulation), got {prior_tail_skip!r}')
-        if prior_tail and not self.tail_steps:  # (body hourglass: refused above)
+        if prior_tail and not self.tail_steps:  # (body hourglass: refused above with its own reason)
             raise ValueError('LLVFSRArch: option `prior_tail: true` modulates the x2 steps of the PixelShuffle tail; '
                              '`upsample: pre` has no such tail (it upsamples before the body). Use upsample '
                              'pixelshuffle, or prior_tail false')
