@@ -563,6 +563,15 @@ def per_face(out, seed, tag=''):
     return scores
 
 
+def finished_scores(out, row, seed, iters, read=read_per_image):
+    """{face key: {metric: score}} of `row`'s run of `seed` in `out`, from the seed's report; None where that run
+    is not finished there with `iters` (its record). `read`: the per_image.csv reader (a results script passes a
+    cached one)."""
+    if run_record(out, run_name(row, seed)).get('iters') != iters:
+        return None
+    return read(os.path.join(report_dir(out, seed), 'per_image.csv'))[ROWS[row][0]]
+
+
 SUMMARY_METRICS = ('psnr', 'face_psnr', 'ssim', 'lpips', 'id_dist')
 
 

@@ -404,3 +404,20 @@ def test_a_finished_run_whose_images_were_deleted_is_tested_again(tmp_path, tiny
     quality_experiment.run_seed(args, tiny_root, 8, seed=1)
     assert trained == [] and calls[0] == ['test', '-opt', 'q_model1_s1_test.yml']
     assert calls[-1][0] == '--hr'  # then the report, as for a run trained just now
+
+
+def test_finished_scores_reads_a_rows_faces_only_where_its_run_finished(tmp_path):
+    # a results script pairs runs of other folders: a row's per-face scores from the seed's report, by its label,
+    # and None where the run is missing or was trained to other iterations
+    import csv
+
+    import quality_experiment
+    os.makedirs(tmp_path / 'report_s2')
+    with open(tmp_path / 'report_s2' / 'per_image.csv', 'w', newline='') as f:
+        csv.writer(f).writerows([['key', 'method', 'psnr'], [1, ROWS['model1'][0], 25.5],
+                                 [1, ROWS['llvfsr_sft'][0], 25.75]])
+    (tmp_path / 'q_model1_s2_timing.json').write_text(json.dumps({'iters': 3600}))
+    (tmp_path / 'q_llvfsr_sft_s2_timing.json').write_text(json.dumps({'iters': 1800}))
+    assert quality_experiment.finished_scores(str(tmp_path), 'model1', 2, 3600) == {'1': {'psnr': 25.5}}
+    assert quality_experiment.finished_scores(str(tmp_path), 'llvfsr_sft', 2, 3600) is None
+    assert quality_experiment.finished_scores(str(tmp_path), 'model1', 0, 3600) is None

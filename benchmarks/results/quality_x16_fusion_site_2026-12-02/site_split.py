@@ -17,29 +17,22 @@ from llvfsr_plugin.report import read_per_image  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 from pair_reports import pair  # noqa: E402
+from quality_experiment import finished_scores  # noqa: E402
 
-M1 = 'Model 1 (no priors)'
-BODY = 'LLV-FSR, landmark-net priors, SFT SegA/DepA'
-SOURCES = {  # scale: {site: (report folder of seed 0, label)}; seed s reads <folder>_s<s>
-    8: {'tail only': ('../quality_x8_fusion_site_2026-12-02/x8_site/report',
-                      'LLV-FSR, landmark-net priors in the coarse prior tail only, no body fusion'),
-        'body only': ('../quality_x8_fusion_site_2026-12-02/x8_site/report', BODY),
-        'both': ('../quality_x8_coarse_2026-12-02/x8_coarse/report',
-                 'LLV-FSR, landmark-net priors, SFT prior tail, C/4 map features, finest x2 unmodulated'),
-        'Model 1': ('../quality_x8_coarse_2026-12-02/x8_coarse/report', M1)},
-    16: {'tail only': ('x16_site/report', 'LLV-FSR, landmark-net priors in the light prior tail only, no body fusion'),
-         'body only': ('x16_site/report', BODY),
-         'both': ('../quality_x16_tail_2026-12-01/x16_fp3600/report',
-                  'LLV-FSR, landmark-net priors, SFT prior tail, C/4 map features'),
-         'Model 1': ('../quality_x16_tail_2026-12-01/x16_fp3600/report', M1)}}
+X8, X8_BOTH = '../quality_x8_fusion_site_2026-12-02/x8_site', '../quality_x8_coarse_2026-12-02/x8_coarse'
+X16_BOTH = '../quality_x16_tail_2026-12-01/x16_fp3600'
+SOURCES = {  # scale: {site: (experiment folder, quality_experiment row)}
+    8: {'tail only': (X8, 'llvfsr_tailonly_coarse_lm'), 'body only': (X8, 'llvfsr_sft_lm'),
+        'both': (X8_BOTH, 'llvfsr_tail_coarse_lm'), 'Model 1': (X8_BOTH, 'model1')},
+    16: {'tail only': ('x16_site', 'llvfsr_tailonly_lm'), 'body only': ('x16_site', 'llvfsr_sft_lm'),
+         'both': (X16_BOTH, 'llvfsr_tail_light_lm'), 'Model 1': (X16_BOTH, 'model1')}}
 SITES = ('tail only', 'body only', 'both')
 METRICS = {'psnr': 'PSNR-Y', 'face_psnr': 'face-region PSNR'}
 report = functools.lru_cache(maxsize=None)(read_per_image)
 
 
 def scores(scale, site, seed):
-    folder, label = SOURCES[scale][site]
-    return report(f'{folder}{"" if seed == 0 else f"_s{seed}"}/per_image.csv')[label]
+    return finished_scores(*SOURCES[scale][site], seed, 3600, read=report)
 
 
 fig, axes = plt.subplots(1, 4, figsize=(14, 3.6), sharey=False)

@@ -21,39 +21,28 @@ from llvfsr_plugin.utils.stats import fmt_interval
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 from pair_reports import interpolate, pair_line  # noqa: E402
+from quality_experiment import finished_scores, run_name, run_record  # noqa: E402
 
 HERE = 'x16_site'
 THERE = '../quality_x16_tail_2026-12-01/x16_{}'
 METRICS = ('psnr', 'face_psnr', 'id_dist')
-ROWS = {  # short name: (row, label)
-    'tail only': ('llvfsr_tailonly_lm', 'LLV-FSR, landmark-net priors in the light prior tail only, no body fusion'),
-    'body only': ('llvfsr_sft_lm', 'LLV-FSR, landmark-net priors, SFT SegA/DepA'),
-    'both': ('llvfsr_tail_light_lm', 'LLV-FSR, landmark-net priors, SFT prior tail, C/4 map features'),
-    'Model 1': ('model1', 'Model 1 (no priors)')}
+ROWS = {'tail only': 'llvfsr_tailonly_lm', 'body only': 'llvfsr_sft_lm', 'both': 'llvfsr_tail_light_lm',
+        'Model 1': 'model1'}  # short name: quality_experiment row
 
 report = functools.lru_cache(maxsize=None)(read_per_image)  # each per_image.csv read once
 
 
-def suffix(seed):
-    return '' if seed == 0 else f'_s{seed}'
-
-
-def scores(run_dir, seed, name):
-    """Per-face scores of one row of one seed, or None where that run was not trained there."""
-    row, label = ROWS[name]
-    if not os.path.isfile(f'{run_dir}/q_{row}{suffix(seed)}_timing.json'):
-        return None
-    return report(f'{run_dir}/report{suffix(seed)}/per_image.csv')[label]
+def scores(out, seed, name, iters=3600):
+    """Per-face scores of one row of one seed in `out`, or None where that run was not trained there."""
+    return finished_scores(out, ROWS[name], seed, iters, read=report)
 
 
 def committed(seed, name, iters=3600):
-    return report(f'{THERE.format("fp3600" if iters == 3600 else iters)}/report{suffix(seed)}/per_image.csv')[
-        ROWS[name][1]]
+    return scores(THERE.format('fp3600' if iters == 3600 else iters), seed, name, iters)
 
 
 def cpu(seed, name):
-    path = f'{HERE}/q_{ROWS[name][0]}{suffix(seed)}_timing.json'
-    return json.load(open(path))['cpu_minutes'] if os.path.isfile(path) else None
+    return run_record(HERE, run_name(ROWS[name], seed)).get('cpu_minutes')
 
 
 def line(label, a, b):
@@ -92,7 +81,7 @@ for seed in (0, 1, 2):
 print('own maps minus blank / another face\'s maps (PSNR, --sensitivity):')
 for seed in (0, 1, 2):
     for name in ('tail only', 'body only'):
-        path = f'{HERE}/q_{ROWS[name][0]}{suffix(seed)}_sensitivity.json'
+        path = f'{HERE}/{run_name(ROWS[name], seed)}_sensitivity.json'
         if os.path.isfile(path):
             d = json.load(open(path))['own_minus']
             print(f'  seed {seed}, {name}: ' + ', '.join(f'{k} {fmt_interval(v)}' for k, v in d.items()))

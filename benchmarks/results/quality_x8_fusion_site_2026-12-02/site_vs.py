@@ -22,40 +22,28 @@ from llvfsr_plugin.utils.stats import fmt_interval
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 from pair_reports import interpolate, pair_line  # noqa: E402
+from quality_experiment import finished_scores, report_dir, run_name, run_record  # noqa: E402
 
 HERE = 'x8_site'
 COARSE = '../quality_x8_coarse_2026-12-02/x8_coarse'
 BODY = '../quality_seeds_crn_2026-11-30/x8_one_zero_{}'
 SFT_STEP = 1.09
 METRICS = ('psnr', 'face_psnr', 'id_dist')
-ROWS = {  # short name: (row, label)
-    'tail only': ('llvfsr_tailonly_coarse_lm',
-                  'LLV-FSR, landmark-net priors in the coarse prior tail only, no body fusion'),
-    'body only': ('llvfsr_sft_lm', 'LLV-FSR, landmark-net priors, SFT SegA/DepA'),
-    'both': ('llvfsr_tail_coarse_lm',
-             'LLV-FSR, landmark-net priors, SFT prior tail, C/4 map features, finest x2 unmodulated'),
-    'Model 1': ('model1', 'Model 1 (no priors)')}
+ROWS = {'tail only': 'llvfsr_tailonly_coarse_lm', 'body only': 'llvfsr_sft_lm', 'both': 'llvfsr_tail_coarse_lm',
+        'Model 1': 'model1'}  # short name: quality_experiment row
 LR_SFT = 'LLV-FSR, LR priors, SFT SegA/DepA'
 
 
 report = functools.lru_cache(maxsize=None)(read_per_image)  # each per_image.csv read once, however many pairs use it
 
 
-def suffix(seed):
-    return '' if seed == 0 else f'_s{seed}'
-
-
 def scores(run_dir, seed, name):
     """Per-face scores of one row of one seed, or None where that run was not trained there."""
-    row, label = ROWS[name]
-    if not os.path.isfile(f'{run_dir}/q_{row}{suffix(seed)}_timing.json'):
-        return None
-    return report(f'{run_dir}/report{suffix(seed)}/per_image.csv')[label]
+    return finished_scores(run_dir, ROWS[name], seed, 3600, read=report)
 
 
 def cpu(seed, name):
-    path = f'{HERE}/q_{ROWS[name][0]}{suffix(seed)}_timing.json'
-    return json.load(open(path))['cpu_minutes'] if os.path.isfile(path) else None
+    return run_record(HERE, run_name(ROWS[name], seed)).get('cpu_minutes')
 
 
 def line(label, a, b):
@@ -67,7 +55,7 @@ print(f'CPU minutes of Model 1 here: {", ".join(f"{c:.1f}" for c in model1_cpu)}
       'the same seed\'s Model 1 here where it ran, else over their mean')
 for seed in (0, 1, 2):
     m1_cpu = cpu(seed, 'Model 1') or mean(model1_cpu)
-    ends = {it: report(f'{BODY.format(it)}/report{suffix(seed)}/per_image.csv') for it in (3600, 5400)}
+    ends = {it: report(f'{report_dir(BODY.format(it), seed)}/per_image.csv') for it in (3600, 5400)}
     print(f'seed {seed}:')
     for name in ('tail only', 'body only', 'both'):
         own = scores(HERE, seed, name)
@@ -94,7 +82,7 @@ for seed in (0, 1, 2):
 print('own maps minus blank / another face\'s maps (PSNR, --sensitivity):')
 for seed in (0, 1, 2):
     for name in ('tail only', 'body only', 'both'):
-        path = f'{HERE}/q_{ROWS[name][0]}{suffix(seed)}_sensitivity.json'
+        path = f'{HERE}/{run_name(ROWS[name], seed)}_sensitivity.json'
         if os.path.isfile(path):
             d = json.load(open(path))['own_minus']
             print(f'  seed {seed}, {name}: ' + ', '.join(f'{k} {fmt_interval(v)}' for k, v in d.items()))
