@@ -38,12 +38,16 @@ ZOO = 'experiments/pretrained_models'
 #     on them would learn to trust maps more than a new photo's deserve), for 3,600 iterations, as in the experiment.
 #   tail_coarse_lm: tail_lm without the modulation after the tail's last x2 (`prior_tail_skip: 1`), the row
 #     llvfsr_tail_coarse_lm: a train step 1.4x Model 1's instead of 2.4x.
+#   sft_lm: no prior tail, the SFT SegA / DepA of the LR body on LandmarkNet's maps, the row llvfsr_sft_lm (a train
+#     step ~1.15x Model 1's); 4,200 iterations, about the CPU minutes of tail_coarse_lm's 3,600 (its step ~1.38x),
+#     so the two releases compare at equal training cost (benchmarks/results/quality_x8_fusion_site_2026-12-02/).
 TAIL_LM = {'data': 'datasets/celebahq256_lm', 'net': {'prior_tail': True, 'prior_tail_dim': 8},
            'iters': {8: 3600, 16: 3600}, 'save_every': 300}
 VARIANTS = {
     'sft': {'data': RELEASE_DATA, 'net': {}, 'iters': {8: 2000, 16: 2000}, 'save_every': 250},
     'tail_lm': TAIL_LM,
     'tail_coarse_lm': dict(TAIL_LM, net=dict(TAIL_LM['net'], prior_tail_skip=1)),
+    'sft_lm': dict(TAIL_LM, net={}, iters={8: 4200}),
 }
 RELEASES = {  # name: (scale, priors, variant)
     'LLVFSR_x8_celebahq256': (8, RELEASE_PRIORS, 'sft'),
@@ -52,6 +56,7 @@ RELEASES = {  # name: (scale, priors, variant)
     'LLVFSR_tail_lm_x8_celebahq256': (8, RELEASE_PRIORS, 'tail_lm'),
     'LLVFSR_tail_lm_x16_celebahq256': (16, RELEASE_PRIORS, 'tail_lm'),
     'LLVFSR_tail_coarse_lm_x8_celebahq256': (8, RELEASE_PRIORS, 'tail_coarse_lm'),
+    'LLVFSR_sft_lm_x8_celebahq256': (8, RELEASE_PRIORS, 'sft_lm'),
 }
 
 
