@@ -221,9 +221,9 @@ def build_tiny_root(tmp):
 def released_e2e(repeats, per_round=4):
     """ms/face of `LLVFSRRestorer.super_resolve` (maps, then the network) with the released x8 models: LLV-FSR
     (SFT in the LR body) on FaceMesh maps drawn from the LR face and from a first SR pass through the released
-    Model 1, the light prior tail on LandmarkNet's maps (2026-12-02) and the default model (the coarse prior tail on
-    the same maps). Rounds are interleaved and each round takes new demo faces (the extractors cache by face);
-    minimum over rounds."""
+    Model 1, the light and the coarse prior tail on LandmarkNet's maps (2026-12-02) and the default model (the SFT
+    body alone on those maps, 2026-12-03). Rounds are interleaved and each round takes new demo faces (the extractors
+    cache by face); minimum over rounds."""
     import csv
 
     from llvfsr_plugin.prep.images import degrade, read_rgb
@@ -237,7 +237,9 @@ def released_e2e(repeats, per_round=4):
                                                           for p in ('mask', 'depth')}),
             'landmark-net light tail': LLVFSRRestorer(f'{ZOO}/LLVFSR_tail_lm_x8_celebahq256.pth', device='cpu',
                                                       log=lambda *a: None),
-            'landmark-net coarse tail (default)': LLVFSRRestorer(device='cpu', log=lambda *a: None)}
+            'landmark-net coarse tail': LLVFSRRestorer(f'{ZOO}/LLVFSR_tail_coarse_lm_x8_celebahq256.pth', device='cpu',
+                                                       log=lambda *a: None),
+            'landmark-net SFT body (default)': LLVFSRRestorer(device='cpu', log=lambda *a: None)}
     rows = list(csv.DictReader(open(f'{demo}/index.csv')))[:(repeats + 1) * per_round]
     faces = [degrade(read_rgb(f"{demo}/{r['image']}", allow_resize_to=256), 8) for r in rows]
     ts = {n: [] for n in runs}

@@ -21,13 +21,14 @@ def test_loader_speed_batches_text_of_different_lengths(tiny_root):
 
 def test_released_models_end_to_end_run_every_pipeline():
     """The released x8 models end to end on demo faces: LLV-FSR with maps from the LR face and from a first pass
-    through the released Model 1, and the light and coarse (default) prior tails on LandmarkNet's maps: each runs
-    and is timed (how long is the benchmark's business, not a test's)."""
+    through the released Model 1, the light and coarse prior tails and the default SFT body on LandmarkNet's maps:
+    each runs and is timed (how long is the benchmark's business, not a test's)."""
     code = ('import json, sys; sys.path.insert(0, "benchmarks"); import bench_speed; '
             'print(json.dumps(bench_speed.released_e2e(2, per_round=2)))')
     r = subprocess.run([sys.executable, '-c', code], cwd=HERE, capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=HERE, OMP_NUM_THREADS='1'))
     assert r.returncode == 0, r.stderr[-2000:]
     ms = json.loads(r.stdout.strip().splitlines()[-1])
-    assert set(ms) == {'LR maps', 'first-pass maps', 'landmark-net light tail', 'landmark-net coarse tail (default)'}
+    assert set(ms) == {'LR maps', 'first-pass maps', 'landmark-net light tail', 'landmark-net coarse tail',
+                       'landmark-net SFT body (default)'}
     assert all(v > 0 for v in ms.values())

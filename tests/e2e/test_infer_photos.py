@@ -153,7 +153,7 @@ def test_released_x8_is_the_default(photos, tmp_path):
     from basicsr.utils.matlab_functions import imresize
     r = infer(['-i', str(photos), '-o', str(tmp_path / 'out')], tmp_path)
     assert '3 face(s) restored from 3/3 image(s)' in r.stdout, r.stdout
-    assert ('LLVFSR_tail_coarse_lm_x8_celebahq256.pth (released: 3600 iterations on celebahq256 train: the 1,000'
+    assert ('LLVFSR_sft_lm_x8_celebahq256.pth (released: 4200 iterations on celebahq256 train: the 1,000'
             in r.stdout)
     restorer = LLVFSRRestorer(device='cpu')
     gains = []
