@@ -39,8 +39,9 @@ ZOO = 'experiments/pretrained_models'
 #   tail_coarse_lm: tail_lm without the modulation after the tail's last x2 (`prior_tail_skip: 1`), the row
 #     llvfsr_tail_coarse_lm: a train step 1.4x Model 1's instead of 2.4x.
 #   sft_lm: no prior tail, the SFT SegA / DepA of the LR body on LandmarkNet's maps, the row llvfsr_sft_lm (a train
-#     step ~1.15x Model 1's); 4,200 iterations, about the CPU minutes of tail_coarse_lm's 3,600 (its step ~1.38x),
-#     so the two releases compare at equal training cost (benchmarks/results/quality_x8_fusion_site_2026-12-02/).
+#     step ~1.15x Model 1's); 4,200 iterations, the CPU minutes of tail_coarse_lm's 3,600 (its step is 1.16-1.19x
+#     this one's, measured side by side), so the two compare at equal training cost
+#     (benchmarks/results/zoo_sft_lm_2026-12-03/).
 TAIL_LM = {'data': 'datasets/celebahq256_lm', 'net': {'prior_tail': True, 'prior_tail_dim': 8},
            'iters': {8: 3600, 16: 3600}, 'save_every': 300}
 VARIANTS = {
