@@ -11,9 +11,8 @@ from llvfsr_plugin.errors import CheckpointError
 # LR size, and how each prior was made; checkpoints of earlier versions have none.
 CONFIG_KEY = 'llvfsr_config'
 # The released models (README "Model zoo", `python -m llvfsr_plugin.release`) ship in the repository, BasicSR's
-# habit; inference uses the best x8 one (README "Model zoo": SFT SegA / DepA in the LR body on LandmarkNet's maps, no
-# prior tail; level in PSNR with the coarse prior tail trained for the same CPU minutes, better in SSIM, LPIPS and
-# NIQE, up to 0.0015 worse in identity distance, less inference time; three seeds) when no checkpoint is given.
+# habit; inference uses the x8 one README "Model zoo" names the default (why, with its measurements:
+# benchmarks/results/zoo_sft_lm_2026-12-03/) when no checkpoint is given.
 ZOO = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'experiments',
                    'pretrained_models')
 DEFAULT_MODEL = os.path.join(ZOO, 'LLVFSR_sft_lm_x8_celebahq256.pth')
